@@ -1,0 +1,67 @@
+from __future__ import annotations
+
+import pytest
+
+from vitq_plugins.core.errors import VitqError
+from vitq_plugins.core.manager import PluginHost
+from vitq_plugins.core.specs import BACKENDS
+from vitq_plugins.core.specs import SITES
+from vitq_plugins.core.specs import QuantizerSpec
+from vitq_plugins.core.specs import load_ref
+
+
+def test_quantizer_spec_validation() -> None:
+    with pytest.raises(ValueError, match="sites"):
+        QuantizerSpec("x", frozenset({"nowhere"}), 2, 8, 8, "d")
+    with pytest.raises(ValueError, match="min_bits"):
+        QuantizerSpec("x", frozenset({"act"}), 8, 4, 6, "d")
+    with pytest.raises(ValueError, match="backends"):
+        QuantizerSpec("x", frozenset({"act"}), 2, 8, 8, "d", backends={"tvm": "a:b"})
+
+
+def test_check_bits_names_value_and_range() -> None:
+    spec = QuantizerSpec("lisx", frozenset({"softmax_output"}), 2, 8, 4, "d")
+    assert spec.check_bits(4) == 4
+    for bad in (0, 9, -1, True, 4.0):
+        with pytest.raises(VitqError, match=r"valid 2\.\.8"):
+            spec.check_bits(bad)  # type: ignore[arg-type]
+
+
+def test_load_ref_errors() -> None:
+    assert load_ref("json:dumps") is __import__("json").dumps
+    with pytest.raises(VitqError, match="expected 'package.module:attribute'"):
+        load_ref("json.dumps")
+    with pytest.raises(VitqError, match="cannot import"):
+        load_ref("no_such_mod_xyz:f")
+    with pytest.raises(VitqError, match="no attribute"):
+        load_ref("json:nope")
+
+
+@pytest.fixture(scope="module")
+def builtin_host() -> PluginHost:
+    return PluginHost(autoload=False)
+
+
+def test_every_builtin_quantizer_is_well_formed(builtin_host: PluginHost) -> None:
+    assert builtin_host.failures == []
+    for name, spec in builtin_host.quantizers.items():
+        assert spec.name == name
+        assert set(spec.sites) <= set(SITES)
+        assert set(spec.backends) == set(BACKENDS), f"{name} lacks a backend factory"
+        assert spec.description and spec.paper
+
+
+def test_every_recipe_uses_registered_quantizers_at_valid_sites(builtin_host: PluginHost) -> None:
+    for name, recipe in builtin_host.recipes.items():
+        assert recipe.name == name
+        for site, qname in recipe.quantizers.items():
+            assert site in builtin_host.quantizers.get(qname).sites, (name, site, qname)
+
+
+def test_expected_builtins_present(builtin_host: PluginHost) -> None:
+    assert {"minmax", "fqvit", "ivit", "mptq"} <= set(builtin_host.recipes.list())
+    assert {"pts", "lis", "shiftmax", "shiftgelu", "ilayernorm", "optm"} <= set(
+        builtin_host.quantizers.list()
+    )
+    assert {"brevitas", "fx"} == set(builtin_host.backends.list())
+    assert "vit_tiny_cifar10" in builtin_host.models

@@ -1,0 +1,44 @@
+from __future__ import annotations
+
+import pytest
+from torch import nn
+
+from vitq_plugins.config import QuantConfig
+from vitq_plugins.core.errors import VitqError
+from vitq_plugins.core.manager import PluginHost
+from vitq_plugins.models.reference import vit_test_tiny
+from vitq_plugins.sites import find_sites
+from vitq_plugins.sites import plan_sites
+
+
+@pytest.fixture(scope="module")
+def tiny() -> nn.Module:
+    return vit_test_tiny()
+
+
+def test_structural_sites(tiny: nn.Module) -> None:
+    kinds = [s for _, s in find_sites(tiny)]
+    assert kinds.count("ln_input") == 5  # 2 blocks x 2 + final norm
+    assert kinds.count("softmax_output") == 2 and kinds.count("attn_matmul") == 2
+    assert kinds.count("gelu_output") == 2 and kinds.count("residual") == 2
+    assert kinds.count("weight") == 1 + 2 * 4 + 1  # patch embed, 4 linears per block, head
+
+
+@pytest.mark.parametrize("recipe", ["minmax", "fqvit", "ivit", "mptq"])
+def test_plan_follows_recipe_and_overrides(tiny: nn.Module, recipe: str) -> None:
+    host = PluginHost(autoload=False)
+    cfg = QuantConfig(
+        recipe, 8, 8, 4, {"head": {"keep_float": True}, "re:blocks\\.1\\.mlp\\.fc.": {"w_bits": 4}}
+    )
+    plan = plan_sites(tiny, cfg, host)
+    assert not any(k.startswith("head:") for k in plan)
+    assert plan["blocks.1.mlp.fc1:weight"].bits == 4 and plan["blocks.0.mlp.fc1:weight"].bits == 8
+    assert plan["blocks.0.attn:softmax_output"].bits == 4
+    rq = host.recipes.get(recipe).quantizers
+    assert plan["blocks.0.norm1:ln_input"].quantizer == rq["ln_input"]
+
+
+def test_missing_structure_named() -> None:
+    mlp = nn.Sequential(nn.Linear(4, 4), nn.ReLU(), nn.Linear(4, 2))
+    with pytest.raises(VitqError, match=r"'ln_input', but no module of Sequential is a LayerNorm"):
+        plan_sites(mlp, QuantConfig("fqvit"), PluginHost(autoload=False))

@@ -1,0 +1,1 @@
+"""Work commands of the ``vitq`` CLI: each module has ``add_arguments(parser)`` and ``run(args) -> int``."""

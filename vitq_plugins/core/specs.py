@@ -1,0 +1,245 @@
+"""Registry entries: what a quantizer, recipe, model, dataset or backend *is* to vitq.
+
+Entries are frozen dataclasses holding data plus lazy ``"module:attr"`` references to code, so that
+registering the built-in plugins imports neither Brevitas, torch.ao nor ONNX.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from dataclasses import field
+import importlib
+from types import MappingProxyType
+from typing import Any
+
+from vitq_plugins.core.errors import VitqError
+
+__all__ = [
+    "SITES",
+    "BACKENDS",
+    "QuantizerSpec",
+    "RecipeSpec",
+    "ModelSpec",
+    "DatasetSpec",
+    "BackendSpec",
+    "load_ref",
+]
+
+#: What a quantizer can be applied to. ``weight``: Linear/Conv weights; ``act``: Linear/Conv inputs;
+#: ``ln_input``: LayerNorm inputs; ``softmax_output``: the attention map; ``gelu_output``: the MLP's
+#: post-GELU activation (fc2 input); ``attn_matmul``: q, k and v at the two attention matmuls;
+#: ``residual``: residual-add outputs.
+SITES: tuple[str, ...] = (
+    "weight",
+    "act",
+    "ln_input",
+    "softmax_output",
+    "gelu_output",
+    "attn_matmul",
+    "residual",
+)
+
+#: Framework wings a quantizer can provide a factory for.
+BACKENDS: tuple[str, ...] = ("brevitas", "fx")
+
+
+def load_ref(ref: str) -> Any:
+    """Import ``"package.module:attr"`` and return the attribute.
+
+    Raises:
+        VitqError: the reference is malformed or cannot be imported (the message names it).
+    """
+    mod_name, sep, attr = ref.partition(":")
+    if not sep or not mod_name or not attr:
+        raise VitqError(f"bad reference {ref!r}: expected 'package.module:attribute'")
+    try:
+        mod = importlib.import_module(mod_name)
+    except ImportError as exc:
+        raise VitqError(f"cannot import {mod_name!r} for {ref!r}: {exc}") from exc
+    obj: Any = mod
+    for part in attr.split("."):
+        if not hasattr(obj, part):
+            raise VitqError(f"{mod_name!r} has no attribute {attr!r} (from {ref!r})")
+        obj = getattr(obj, part)
+    return obj
+
+
+def _freeze(m: Mapping[str, str]) -> Mapping[str, str]:
+    return MappingProxyType(dict(m))
+
+
+@dataclass(frozen=True)
+class QuantizerSpec:
+    """A quantizer: where it applies, its valid bit range and one factory per backend.
+
+    A backend factory is called as ``factory(bits=B, **options)`` and returns what that framework
+    consumes: a Brevitas injector class for ``"brevitas"``, an observer/fake-quant constructor (or a
+    custom module class) for ``"fx"``.
+
+    Args:
+        name: unique registry name, e.g. ``"pts"`` or ``"lis"``.
+        sites: the :data:`SITES` it can quantize.
+        min_bits: smallest valid bit-width.
+        max_bits: largest valid bit-width.
+        default_bits: bit-width used when the config gives none.
+        description: one line for listings.
+        paper: citation (arXiv id and section/equation).
+        backends: backend name → ``"module:attr"`` of its factory.
+    """
+
+    name: str
+    sites: frozenset[str]
+    min_bits: int
+    max_bits: int
+    default_bits: int
+    description: str
+    paper: str = ""
+    backends: Mapping[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "sites", frozenset(self.sites))
+        object.__setattr__(self, "backends", _freeze(self.backends))
+        bad = sorted(set(self.sites) - set(SITES))
+        if not self.sites or bad:
+            raise ValueError(
+                f"quantizer {self.name!r}: sites {sorted(self.sites)} invalid; valid sites: {SITES}"
+            )
+        if not 1 <= self.min_bits <= self.default_bits <= self.max_bits <= 32:
+            raise ValueError(
+                f"quantizer {self.name!r}: need 1 <= min_bits <= default_bits <= max_bits <= 32, got "
+                f"{self.min_bits}, {self.default_bits}, {self.max_bits}"
+            )
+        unknown = sorted(set(self.backends) - set(BACKENDS))
+        if unknown:
+            raise ValueError(f"quantizer {self.name!r}: unknown backends {unknown}; valid: {BACKENDS}")
+
+    def check_bits(self, bits: int) -> int:
+        """Return ``bits`` if it lies in this quantizer's range, else raise :class:`VitqError`."""
+        if isinstance(bits, bool) or not isinstance(bits, int) or not self.min_bits <= bits <= self.max_bits:
+            raise VitqError(
+                f"bits={bits!r} is out of range for quantizer {self.name!r}: valid {self.min_bits}..{self.max_bits}"
+            )
+        return bits
+
+    def factory(self, backend: str) -> Any:
+        """Import and return this quantizer's factory for ``backend``."""
+        if backend not in self.backends:
+            have = ", ".join(sorted(self.backends)) or "none"
+            raise VitqError(f"quantizer {self.name!r} has no {backend!r} implementation (has: {have})")
+        return load_ref(self.backends[backend])
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able summary for listings."""
+        return {
+            "name": self.name,
+            "sites": sorted(self.sites),
+            "bits": [self.min_bits, self.max_bits],
+            "default_bits": self.default_bits,
+            "backends": sorted(self.backends),
+            "description": self.description,
+            "paper": self.paper,
+        }
+
+
+@dataclass(frozen=True)
+class RecipeSpec:
+    """A named bundle of quantizer choices per site (e.g. ``fqvit`` = PTS + LIS + uniform elsewhere).
+
+    Args:
+        name: registry name.
+        description: one line.
+        quantizers: site → quantizer name; sites left out stay float.
+        transforms: model transforms applied before quantization, by name (e.g. ``"sqb"``).
+        integer: whether the recipe has an integer-only form.
+        paper: citation.
+    """
+
+    name: str
+    description: str
+    quantizers: Mapping[str, str]
+    transforms: tuple[str, ...] = ()
+    integer: bool = False
+    paper: str = ""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "quantizers", _freeze(self.quantizers))
+        bad = sorted(set(self.quantizers) - set(SITES))
+        if bad:
+            raise ValueError(f"recipe {self.name!r}: unknown sites {bad}; valid sites: {SITES}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able summary for listings."""
+        return {
+            "name": self.name,
+            "quantizers": dict(self.quantizers),
+            "transforms": list(self.transforms),
+            "integer": self.integer,
+            "description": self.description,
+            "paper": self.paper,
+        }
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A model name and the ``"module:attr"`` of a factory ``f(**kwargs) -> nn.Module``."""
+
+    name: str
+    factory_ref: str
+    description: str
+    num_classes: int = 1000
+    default_dataset: str = ""
+
+    def build(self, **kwargs: Any) -> Any:
+        """Import the factory and build the model."""
+        return load_ref(self.factory_ref)(**kwargs)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able summary for listings."""
+        return {
+            "name": self.name,
+            "factory": self.factory_ref,
+            "num_classes": self.num_classes,
+            "default_dataset": self.default_dataset,
+            "description": self.description,
+        }
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """A dataset name and the ``"module:attr"`` of a loader ``f(**kwargs) -> Dataset``."""
+
+    name: str
+    factory_ref: str
+    description: str
+    num_classes: int = 0
+
+    def build(self, **kwargs: Any) -> Any:
+        """Import the loader and build the dataset."""
+        return load_ref(self.factory_ref)(**kwargs)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able summary for listings."""
+        return {
+            "name": self.name,
+            "factory": self.factory_ref,
+            "num_classes": self.num_classes,
+            "description": self.description,
+        }
+
+
+@dataclass(frozen=True)
+class BackendSpec:
+    """A framework wing: ``"module:attr"`` of an object with ``quantize``/``export`` entry points."""
+
+    name: str
+    impl_ref: str
+    description: str
+
+    def load(self) -> Any:
+        """Import and return the backend implementation."""
+        return load_ref(self.impl_ref)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able summary for listings."""
+        return {"name": self.name, "impl": self.impl_ref, "description": self.description}

@@ -1,0 +1,1 @@
+"""Models: the bundled reference ViT, registered names, timm names and local checkpoints."""

@@ -1,0 +1,109 @@
+"""Quantization sites of a ViT, found from its module structure and resolved against a config.
+
+A *site* is one place a quantizer acts, keyed ``"<fqn>:<site>"`` with the FQN of the float model's
+module: ``blocks.0.attn.qkv:weight``, ``blocks.0.attn.qkv:act`` (its input), ``blocks.0.norm1:ln_input``,
+``blocks.0.attn:softmax_output``, ``blocks.0.attn:attn_matmul`` (q, k, v), ``blocks.0.mlp.act:gelu_output``,
+``blocks.0:residual`` (the block's two residual adds). Both backends report what they quantized in these
+keys, so the same config can be checked to give the same sites in Brevitas and torch.ao FX.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from vitq_plugins.core.errors import VitqError
+
+if TYPE_CHECKING:
+    from torch import nn
+
+    from vitq_plugins.config import QuantConfig
+    from vitq_plugins.core.manager import PluginHost
+
+__all__ = ["Site", "find_sites", "plan_sites", "is_attention", "is_block"]
+
+_EXPECTED = {
+    "ln_input": "a LayerNorm (nn.LayerNorm or a subclass)",
+    "softmax_output": "an attention module with a `qkv` Linear and `num_heads` (timm Attention)",
+    "attn_matmul": "an attention module with a `qkv` Linear and `num_heads` (timm Attention)",
+    "gelu_output": "an nn.GELU activation",
+    "residual": "a transformer block with `attn`, `mlp`, `norm1` and `norm2`",
+    "weight": "an nn.Linear or nn.Conv2d",
+    "act": "an nn.Linear or nn.Conv2d",
+}
+
+
+@dataclass(frozen=True)
+class Site:
+    """One resolved quantization site."""
+
+    fqn: str
+    site: str
+    quantizer: str
+    bits: int
+
+    @property
+    def key(self) -> str:
+        """``"<fqn>:<site>"``."""
+        return f"{self.fqn}:{self.site}"
+
+
+def is_attention(module: nn.Module) -> bool:
+    """timm-style attention: a fused ``qkv`` Linear and a ``num_heads`` attribute."""
+    from torch import nn
+
+    return isinstance(getattr(module, "qkv", None), nn.Linear) and hasattr(module, "num_heads")
+
+
+def is_block(module: nn.Module) -> bool:
+    """timm-style pre-norm transformer block."""
+    return all(hasattr(module, a) for a in ("attn", "mlp", "norm1", "norm2"))
+
+
+def find_sites(model: nn.Module) -> list[tuple[str, str]]:
+    """Structural ``(fqn, site)`` pairs of ``model``, in module order, independent of any config."""
+    from torch import nn
+
+    out: list[tuple[str, str]] = []
+    for fqn, m in model.named_modules():
+        if isinstance(m, nn.Linear | nn.Conv2d):
+            out += [(fqn, "weight"), (fqn, "act")]
+        elif isinstance(m, nn.LayerNorm):
+            out.append((fqn, "ln_input"))
+        elif isinstance(m, nn.GELU):
+            out.append((fqn, "gelu_output"))
+        if is_attention(m):
+            out += [(fqn, "attn_matmul"), (fqn, "softmax_output")]
+        if is_block(m):
+            out.append((fqn, "residual"))
+    return out
+
+
+def plan_sites(model: nn.Module, config: QuantConfig, host: PluginHost | None = None) -> dict[str, Site]:
+    """Resolve every structural site of ``model`` against ``config`` (layers kept float are left out).
+
+    Raises:
+        VitqError: the recipe quantizes a site kind that the model does not have (names what was
+            expected), or the config does not validate against the registries and module names.
+    """
+    from vitq_plugins.core.manager import get_host
+
+    host = host or get_host()
+    config.validate(host, (n for n, _ in model.named_modules()))
+    recipe = host.recipes.get(config.recipe)
+    structural = find_sites(model)
+    present = {s for _, s in structural}
+    for site, qname in recipe.quantizers.items():
+        if site not in present and qname != "minmax":
+            raise VitqError(
+                f"recipe {recipe.name!r} puts quantizer {qname!r} on {site!r}, but no module of "
+                f"{type(model).__name__} is {_EXPECTED[site]}"
+            )
+    plan: dict[str, Site] = {}
+    for fqn, site in structural:
+        res = config.resolve(fqn, recipe.quantizers)
+        if res.keep_float or site not in res.quantizers:
+            continue
+        s = Site(fqn, site, res.quantizers[site], res.bits_for(site))
+        plan[s.key] = s
+    return plan
