@@ -4,7 +4,6 @@ from pathlib import Path
 
 import pytest
 
-
 APP = Path(__file__).resolve().parents[2] / "explorer_app" / "app.py"
 
 
