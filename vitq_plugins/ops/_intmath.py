@@ -1,0 +1,99 @@
+"""Exact int64 helpers: floor(log2), rounding right shifts and saturating left shifts.
+
+These are the integer primitives used by the integer-only kernels of I-ViT (arXiv 2207.01405, Sec. 3.3-3.5)
+and the Log-Int-Softmax of FQ-ViT (arXiv 2111.13824, Sec. 3.3). All functions operate on ``torch.int64``
+tensors and never go through floating point, so they are exact for every int64 input they accept.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+
+__all__ = ["RoundingMode", "floor_log2", "round_shift", "saturating_shl"]
+
+RoundingMode = Literal["half_up", "half_even", "truncate"]
+"""Rounding of a right shift: ``half_up`` = floor(x/2^s + 1/2); ``half_even`` = ties to even (``torch.round``);
+``truncate`` = arithmetic shift, i.e. floor toward -inf (TVM ``qnn.requantize(rounding="TRUNCATE")`` on
+two's complement)."""
+
+_ROUNDING_MODES = ("half_up", "half_even", "truncate")
+
+
+def floor_log2(v: torch.Tensor) -> torch.Tensor:
+    """Exact ``floor(log2(v))`` for positive int64 values (the index of the most significant bit).
+
+    Uses a 6-step binary search on the bit position (no float ``log2``, which misrounds near powers of two
+    above 2^53).
+
+    Args:
+        v: int64 tensor with all elements ``>= 1``.
+
+    Returns:
+        int64 tensor of the same shape with values in ``[0, 62]``.
+
+    Raises:
+        ValueError: If ``v`` is not int64 or has an element ``< 1``.
+    """
+    if v.dtype != torch.int64:
+        raise ValueError(f"floor_log2 expects an int64 tensor, got dtype {v.dtype}")
+    if v.numel() and bool((v < 1).any()):
+        raise ValueError(f"floor_log2 expects values >= 1, got min {int(v.min())}")
+    msb = torch.zeros_like(v)
+    for step in (32, 16, 8, 4, 2, 1):
+        hit = (v >> (msb + step)) > 0
+        msb = msb + step * hit.to(torch.int64)
+    return msb
+
+
+def round_shift(x: torch.Tensor, shift: torch.Tensor | int, mode: RoundingMode = "half_up") -> torch.Tensor:
+    """Divide an int64 tensor by ``2**shift`` with the requested rounding, exactly.
+
+    Args:
+        x: int64 tensor.
+        shift: Non-negative shift(s) in ``[0, 62]``; an int or an int64 tensor broadcastable to ``x``.
+        mode: ``"half_up"``, ``"half_even"`` or ``"truncate"`` (floor), see :data:`RoundingMode`.
+
+    Returns:
+        int64 tensor ``round(x / 2**shift)`` with the broadcast shape.
+
+    Raises:
+        ValueError: On an unknown ``mode``, a negative or too large ``shift``, or if the half-up
+            addition would overflow int64.
+    """
+    if mode not in _ROUNDING_MODES:
+        raise ValueError(f"rounding mode must be one of {_ROUNDING_MODES}, got {mode!r}")
+    s = torch.as_tensor(shift, dtype=torch.int64, device=x.device)
+    if s.numel() and (bool((s < 0).any()) or bool((s > 62).any())):
+        raise ValueError(f"shift must be in [0, 62], got range [{int(s.min())}, {int(s.max())}]")
+    if mode == "truncate":
+        return x >> s
+    one = torch.ones((), dtype=torch.int64, device=x.device)
+    half = torch.where(s > 0, one << (s - 1).clamp(min=0), torch.zeros_like(s))
+    if mode == "half_up":
+        limit = torch.iinfo(torch.int64).max - half
+        if x.numel() and bool((x > limit).any()):
+            raise ValueError("round_shift(half_up): x + 2**(shift-1) overflows int64")
+        return (x + half) >> s
+    q = x >> s
+    r = x - (q << s)
+    up = (r > half) | ((r == half) & ((q & 1) == 1) & (s > 0))
+    return q + up.to(torch.int64)
+
+
+def saturating_shl(v: torch.Tensor, shift: torch.Tensor, cap: int) -> torch.Tensor:
+    """Compute ``min(v << shift, cap)`` for non-negative int64 ``v`` without overflow.
+
+    Args:
+        v: Non-negative int64 tensor.
+        shift: Non-negative int64 shift amounts (any size; shifts >= 63 saturate unless ``v == 0``).
+        cap: Saturation value, ``0 < cap < 2**63``.
+
+    Returns:
+        int64 tensor with the broadcast shape.
+    """
+    s = shift.clamp(min=0, max=62)
+    fits = (v <= (torch.full_like(s, cap) >> s)) & ((shift <= 62) | (v == 0))
+    shifted = torch.where(fits, v, torch.zeros_like(v)) << s
+    return torch.where(fits, torch.minimum(shifted, torch.full_like(shifted, cap)), torch.full_like(v, cap))
