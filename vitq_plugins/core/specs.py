@@ -73,9 +73,9 @@ def _freeze(m: Mapping[str, str]) -> Mapping[str, str]:
 class QuantizerSpec:
     """A quantizer: where it applies, its valid bit range and one factory per backend.
 
-    A backend factory is called as ``factory(bits=B, **options)`` and returns what that framework
-    consumes: a Brevitas injector class for ``"brevitas"``, an observer/fake-quant constructor (or a
-    custom module class) for ``"fx"``.
+    A backend factory is called as ``factory(site, bits, **options)`` (``site`` one of :data:`SITES`)
+    and returns what that framework consumes: a Brevitas injector class for ``"brevitas"``, an
+    observer/fake-quant constructor (or a custom module class) for ``"fx"``.
 
     Args:
         name: unique registry name, e.g. ``"pts"`` or ``"lis"``.

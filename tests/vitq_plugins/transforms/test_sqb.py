@@ -1,0 +1,53 @@
+"""SQ-b transform: one streaming pass, float function preserved, LN outputs centred, clear errors."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from vitq_plugins.core.errors import VitqError
+from vitq_plugins.models.reference import vit_test_tiny
+from vitq_plugins.transforms import TRANSFORMS
+from vitq_plugins.transforms import apply_sqb
+from vitq_plugins.transforms import ln_linear_pairs
+
+
+def _batches(n: int = 3) -> list[torch.Tensor]:
+    g = torch.Generator().manual_seed(0)
+    return [torch.randn(4, 3, 32, 32, generator=g) for _ in range(n)]
+
+
+def test_pairs_of_the_tiny_vit() -> None:
+    names = [n for n, _, _ in ln_linear_pairs(vit_test_tiny())]
+    assert names == ["blocks.0.norm1", "blocks.0.norm2", "blocks.1.norm1", "blocks.1.norm2"]
+
+
+def test_function_preserved_and_ln_outputs_centred() -> None:
+    model = vit_test_tiny()
+    ref = vit_test_tiny()
+    batches = _batches()
+    calls = {"n": 0}
+    model.register_forward_pre_hook(lambda *_: calls.__setitem__("n", calls["n"] + 1))
+    out = apply_sqb(model, batches, alpha=0.5)
+    assert out is model and calls["n"] == len(batches)  # one pass over the data
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(model(x), ref(x), rtol=1e-4, atol=1e-5)
+    seen: dict[str, torch.Tensor] = {}
+    ln = model.blocks[0].norm1
+    h = ln.register_forward_hook(lambda _m, _i, o: seen.__setitem__("o", o.reshape(-1, o.shape[-1])))
+    with torch.no_grad():
+        for b in batches:
+            model(b)
+    h.remove()
+    o = seen["o"]
+    assert (o.amax(0) + o.amin(0)).abs().max() < 0.5 * (o.amax(0) - o.amin(0)).max()
+
+
+def test_registered_and_errors() -> None:
+    assert TRANSFORMS["sqb"] is apply_sqb
+    with pytest.raises(VitqError, match="LayerNorm -> Linear"):
+        apply_sqb(nn.Sequential(nn.Linear(4, 4)), [torch.randn(1, 4)])
+    with pytest.raises(VitqError, match="empty"):
+        apply_sqb(vit_test_tiny(), [])

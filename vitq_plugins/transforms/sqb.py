@@ -1,0 +1,103 @@
+"""SQ-b (SmoothQuant with a bias term) folded into every LayerNorm -> Linear pair of a ViT.
+
+MPTQ-style reconstruction of MPTQ-ViT's SQ-b (arXiv 2401.14895, §3; no public code, see
+``vitq_plugins.ops.sqb``): per channel ``j`` of a LayerNorm output ``X``, shift ``z_j = (max_j + min_j) / 2`` and
+scale ``s_j = max|X_j - z_j|^alpha / max|W_:,j|^(1 - alpha)`` (SmoothQuant, arXiv 2211.10438, eq. 4), folded as
+``gamma' = gamma / s``, ``beta' = (beta - z) / s``, ``W' = W diag(s)``, ``b' = b + W z``. The float function is
+unchanged; the LN output becomes symmetric and flatter, which helps per-tensor activation quantization.
+
+Statistics are collected in **one** streaming pass with forward hooks (per-channel running min/max via
+``ops.uniform.MinMaxObserver``; memory independent of the number of images).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import torch
+from torch import nn
+
+from vitq_plugins.core.errors import VitqError
+from vitq_plugins.ops.sqb import fold_sqb_
+from vitq_plugins.ops.sqb import sqb_params
+from vitq_plugins.ops.uniform import MinMaxObserver
+from vitq_plugins.sites import is_attention
+from vitq_plugins.sites import is_block
+
+__all__ = ["apply_sqb", "ln_linear_pairs"]
+
+
+def ln_linear_pairs(model: nn.Module) -> list[tuple[str, nn.LayerNorm, nn.Linear]]:
+    """``(ln_fqn, ln, linear)`` for every LayerNorm feeding a Linear: ``norm1 -> attn.qkv``, ``norm2 -> mlp.fc1``.
+
+    Raises:
+        VitqError: the model has no transformer block (``attn``/``mlp``/``norm1``/``norm2``) with these layers.
+    """
+    pairs: list[tuple[str, nn.LayerNorm, nn.Linear]] = []
+    for fqn, m in model.named_modules():
+        if not is_block(m):
+            continue
+        prefix = f"{fqn}." if fqn else ""
+        attn, mlp = m.attn, m.mlp
+        norm1, norm2 = m.norm1, m.norm2
+        qkv = attn.qkv if is_attention(attn) else None
+        fc1 = getattr(mlp, "fc1", None)
+        if isinstance(norm1, nn.LayerNorm) and isinstance(qkv, nn.Linear):
+            pairs.append((prefix + "norm1", norm1, qkv))
+        if isinstance(norm2, nn.LayerNorm) and isinstance(fc1, nn.Linear):
+            pairs.append((prefix + "norm2", norm2, fc1))
+    if not pairs:
+        raise VitqError(
+            f"SQ-b found no LayerNorm -> Linear pair in {type(model).__name__}: it needs blocks with "
+            "norm1 -> attn.qkv (nn.LayerNorm -> nn.Linear) and/or norm2 -> mlp.fc1"
+        )
+    return pairs
+
+
+@torch.no_grad()
+def apply_sqb(model: nn.Module, calib_batches: Iterable[Any], alpha: float = 0.5) -> nn.Module:
+    """Collect LN-output ranges in one pass and fold SQ-b into each LN -> Linear pair, **in place**.
+
+    Args:
+        model: a float ViT (timm layout or the same structure); modified in place.
+        calib_batches: image batches (tensors or ``(images, labels)`` tuples).
+        alpha: migration strength in ``[0, 1]``.
+
+    Returns:
+        ``model`` (the same object; its training flag is restored).
+
+    Raises:
+        VitqError: no LN -> Linear pair, or no calibration batch.
+
+    Example:
+        >>> from vitq_plugins.models.reference import vit_test_tiny
+        >>> m = apply_sqb(vit_test_tiny(), [torch.randn(2, 3, 32, 32)])
+    """
+    pairs = ln_linear_pairs(model)
+    observers = {fqn: MinMaxObserver(per_channel_axis=-1) for fqn, _, _ in pairs}
+    hooks = []
+    for fqn, ln, _ in pairs:
+        obs = observers[fqn]
+
+        def hook(_m: nn.Module, _inp: Any, out: torch.Tensor, obs: MinMaxObserver = obs) -> None:
+            obs.update(out.detach().reshape(-1, out.shape[-1]))
+
+        hooks.append(ln.register_forward_hook(hook))
+    was_training = model.training
+    model.eval()
+    n = 0
+    try:
+        for batch in calib_batches:
+            model(batch[0] if isinstance(batch, tuple | list) else batch)
+            n += 1
+    finally:
+        for h in hooks:
+            h.remove()
+    if n == 0:
+        raise VitqError("SQ-b needs at least one calibration batch; calib_batches was empty")
+    for fqn, ln, lin in pairs:
+        z, s = sqb_params(observers[fqn].min, observers[fqn].max, lin.weight, alpha=alpha)
+        fold_sqb_(ln, [lin], z, s)
+    model.train(was_training)
+    return model
