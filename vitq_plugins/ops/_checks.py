@@ -14,6 +14,7 @@ import torch
 __all__ = [
     "check_bits",
     "check_finite",
+    "check_finite_stats",
     "check_int_tensor",
     "check_nonempty",
     "check_positive",
@@ -55,6 +56,20 @@ def check_nonempty(x: torch.Tensor, what: str) -> None:
     """
     if x.numel() == 0:
         raise ValueError(f"{what} must be a non-empty tensor, got shape {tuple(x.shape)}")
+
+
+def check_finite_stats(what: str, *stats: torch.Tensor) -> None:
+    """Reject a batch whose reduced statistics (e.g. its min/max) are NaN or +-Inf.
+
+    NaN and Inf propagate through min/max reductions, so checking the reduced tensors detects a
+    non-finite batch without a second full pass over it (the per-element check dominated calibration).
+
+    Raises:
+        ValueError: If any statistic is non-finite.
+    """
+    for t in stats:
+        if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+            raise ValueError(f"{what} must be finite, got NaN/Inf value(s) (seen in the batch's min/max)")
 
 
 def check_finite(x: torch.Tensor, what: str) -> None:

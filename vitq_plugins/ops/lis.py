@@ -117,7 +117,7 @@ def lis_softmax_int(
     Args:
         x_int: Integer logits (the zero point, if any, may be left in: softmax is shift invariant).
         scale: Per-tensor logit scale ``S``.
-        bits: Code bit-width ``b`` (FQ-ViT: 4). Valid 1..6.
+        bits: Code bit-width ``b`` (FQ-ViT: 4). Valid 1..8 (FQ-ViT 8/8/8 uses 8; codes past ~149 underflow to 0 in float32).
         n: i-exp shift (FQ-ViT: 30; n = 20 is the suggested int32-friendly value).
         dim: Softmax dimension.
 
@@ -129,7 +129,7 @@ def lis_softmax_int(
     """
     check_int_tensor(x_int, "x_int")
     check_nonempty(x_int, "x_int")
-    check_bits(bits, lo=1, hi=6, what="bits")
+    check_bits(bits, lo=1, hi=8, what="bits")
     check_bits(n, lo=1, hi=62, what="n")
     s = _check_scale(scale)
     x = x_int.to(torch.int64)
@@ -160,7 +160,7 @@ def log2_quant(p: torch.Tensor, bits: int = 4) -> tuple[torch.Tensor, torch.Tens
 
     Args:
         p: Probabilities in ``[0, 1]``.
-        bits: Code bit-width (FQ-ViT: 4). Valid 1..6.
+        bits: Code bit-width (FQ-ViT: 4). Valid 1..8 (FQ-ViT 8/8/8 uses 8; codes past ~149 underflow to 0 in float32).
 
     Returns:
         ``(codes, dequant)``: int64 codes in ``[0, 2^b]`` and float dequantized values (dtype of ``p``).
@@ -170,7 +170,7 @@ def log2_quant(p: torch.Tensor, bits: int = 4) -> tuple[torch.Tensor, torch.Tens
     """
     check_nonempty(p, "p")
     check_finite(p, "p")
-    check_bits(bits, lo=1, hi=6, what="bits")
+    check_bits(bits, lo=1, hi=8, what="bits")
     if bool((p < 0).any()) or bool((p > 1).any()):
         raise ValueError(f"p must be probabilities in [0, 1], got range [{p.min().item()}, {p.max().item()}]")
     pf = p if p.is_floating_point() else p.float()
@@ -189,7 +189,7 @@ def lis_dequant(codes: torch.Tensor, bits: int = 4) -> torch.Tensor:
         float32 tensor.
     """
     check_int_tensor(codes, "codes")
-    check_bits(bits, lo=1, hi=6, what="bits")
+    check_bits(bits, lo=1, hi=8, what="bits")
     c = codes.to(torch.int64)
     val = torch.pow(2.0, -c.clamp(min=0, max=2**bits).to(torch.float32))
     return torch.where(c >= 2**bits, torch.zeros_like(val), val)

@@ -29,6 +29,7 @@ import torch
 
 from vitq_plugins.ops._checks import check_bits
 from vitq_plugins.ops._checks import check_finite
+from vitq_plugins.ops._checks import check_finite_stats
 from vitq_plugins.ops._checks import check_nonempty
 from vitq_plugins.ops._checks import check_positive
 from vitq_plugins.ops.histogram import MomentHistogram
@@ -272,8 +273,8 @@ class MinMaxObserver:
             ValueError: On an empty/non-finite batch or a channel-count change.
         """
         check_nonempty(x, "x")
-        check_finite(x, "x")
         mn, mx = _reduce_minmax(x.detach(), self.per_channel_axis)
+        check_finite_stats("x", mn, mx)
         if self._min is None or self._max is None:
             self._min, self._max = mn.clone(), mx.clone()
             return
