@@ -1,0 +1,121 @@
+"""The torch.ao FX backend (``vitq --backend fx``): ``prepare_fx``/``convert_fx`` with vitq's observers,
+custom modules and extended x86 BackendConfig; converted models run on the x86 quantized engine.
+
+Quantizers: FQ-ViT (arXiv 2111.13824: PTS eqs. 9-10, LIS eqs. 13-16, uniform baselines), I-ViT
+(arXiv 2207.01405: Shiftmax, ShiftGELU, I-LayerNorm), MPTQ-style (arXiv 2401.14895: SQ-b, OPT-m).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from collections.abc import Iterator
+import itertools
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from vitq_plugins.config import QuantConfig
+from vitq_plugins.core.errors import VitqError
+from vitq_plugins.core.manager import get_host
+from vitq_plugins.fx import quantize as q
+from vitq_plugins.fx._compat import quiet
+
+__all__ = ["BACKEND", "FxBackend", "example_input"]
+
+
+def example_input(model: nn.Module, batch: int = 1) -> torch.Tensor:
+    """A zero input of the model's native size (``pretrained_cfg['input_size']``, ``patch_embed`` or
+    ``model.img_size``/``model.in_chans``).
+
+    Raises:
+        VitqError: the input size cannot be found on the model.
+    """
+    cfg = getattr(model, "pretrained_cfg", None) or {}
+    size = cfg.get("input_size") if isinstance(cfg, dict) else None
+    if size is None:
+        pe = getattr(model, "patch_embed", None)
+        img = getattr(pe, "img_size", None) or getattr(model, "img_size", None)
+        proj = getattr(pe, "proj", None)
+        chans = getattr(proj, "in_channels", None) or getattr(model, "in_chans", 3)
+        if img is None:
+            raise VitqError(
+                f"cannot infer the input size of {type(model).__name__}: set model.img_size (and in_chans) "
+                "or pretrained_cfg['input_size']"
+            )
+        hw = (img, img) if isinstance(img, int) else tuple(img)
+        size = (int(chans or 3), *hw)
+    return torch.zeros(batch, *[int(s) for s in size])
+
+
+class FxBackend:
+    """torch.ao FX implementation of :class:`vitq_plugins.core.backend.Backend`."""
+
+    name = "fx"
+
+    def quantize(
+        self,
+        model: nn.Module,
+        config: QuantConfig,
+        calib_batches: Iterable[torch.Tensor],
+        *,
+        progress: bool = True,
+    ) -> nn.Module:
+        """Quantize a copy of ``model``: transforms, prepare_fx, one calibration pass, convert_fx.
+
+        Calibration batches are streamed once; a recipe with model transforms (``mptq``: SQ-b) keeps the
+        batches in a list because SQ-b gathers its own statistics first.
+
+        Raises:
+            VitqError: bad config, untraceable model, unapplied quantizers or no calibration data.
+        """
+        host = get_host()
+        it: Iterator[torch.Tensor] = iter(calib_batches)
+        try:
+            first = next(it)
+        except StopIteration:
+            raise VitqError("calibration got no batches: pass at least one calibration batch") from None
+        batches: Iterable[torch.Tensor]
+        transform_batches: list[torch.Tensor] | None = None
+        if host.recipes.get(config.recipe).transforms:
+            transform_batches = [first, *it]
+            batches = transform_batches
+        else:
+            batches = itertools.chain([first], it)
+        prep = q.prepare(model, config, first[:1], host=host, transform_batches=transform_batches)
+        q.calibrate(prep.model, batches, progress=progress)
+        qm = q.convert(prep.model)
+        torch.backends.quantized.engine = "x86"
+        qm.vitq_sites = dict(prep.applied)  # type: ignore[assignment]
+        return qm
+
+    def sites(self, model: nn.Module, config: QuantConfig) -> dict[str, str]:
+        """``"<fqn>:<site>" -> quantizer`` actually applied after ``prepare_fx`` (no calibration)."""
+        prep = q.prepare(model, config, example_input(model), host=get_host())
+        return dict(prep.applied)
+
+    def export(self, qmodel: nn.Module, fmt: str, path: Path, example_input: torch.Tensor) -> Path:
+        """FX-converted models have no ONNX path (quantized CPU kernels do not export).
+
+        Raises:
+            VitqError: always, naming the requested format.
+        """
+        raise VitqError(f"fx backend exports no ONNX (requested {fmt!r}); use --backend brevitas")
+
+    def info(self) -> dict[str, Any]:
+        """Versions and capabilities."""
+        with quiet():
+            engines = list(torch.backends.quantized.supported_engines)
+        return {
+            "name": self.name,
+            "torch": torch.__version__,
+            "engine": "x86",
+            "engines": engines,
+            "export_formats": ["none"],
+            "api": "torch.ao.quantization.quantize_fx (deprecated, pytorch/ao#2259)",
+        }
+
+
+#: The registered backend object (``vitq_plugins.fx.backend:BACKEND``).
+BACKEND = FxBackend()
