@@ -1,40 +1,40 @@
-"""vitq explorer (Streamlit): ``streamlit run explorer_app/app.py``.
+"""vitq explorer (Streamlit): ``make run`` or ``streamlit run explorer_app/app.py``.
 
-A thin layer over library functions. This first page lists what the plugin system has loaded:
-plugins, recipes, quantizers, models, datasets and backends.
+A thin layer over the library functions the ``vitq`` CLI uses. Pages (``st.navigation``): Model & data,
+Layers, Suggestions, Trade-offs, Export and Plugins; each page file lives in ``explorer_app/app_pages/``
+(not ``pages/``, which Streamlit would also auto-discover).
 """
 
 from __future__ import annotations
 
-import pandas as pd
-import streamlit as st
+from pathlib import Path
+import sys
 
-from vitq_plugins.core.manager import get_host
+_ROOT = str(Path(__file__).resolve().parents[1])
+if _ROOT not in sys.path:  # `streamlit run` puts only explorer_app/ on sys.path
+    sys.path.insert(0, _ROOT)
 
-st.set_page_config(page_title="vitq explorer", layout="wide")
+import streamlit as st  # noqa: E402
 
+from explorer_app import state  # noqa: E402
+from explorer_app import ui  # noqa: E402
 
-@st.cache_resource
-def _host() -> object:
-    return get_host()
+PAGES: dict[str, tuple[str, str]] = {
+    "app_pages/model_data.py": ("Model & data", ":material/memory:"),
+    "app_pages/layers.py": ("Layers", ":material/table_chart:"),
+    "app_pages/suggestions.py": ("Suggestions", ":material/tips_and_updates:"),
+    "app_pages/tradeoffs.py": ("Trade-offs", ":material/scatter_plot:"),
+    "app_pages/export.py": ("Export", ":material/download:"),
+    "app_pages/plugins.py": ("Plugins", ":material/extension:"),
+}
 
-
-def registry_page() -> None:
-    """Loaded plugins and everything they registered."""
-    host = _host()
-    st.title("vitq: ViT quantizers for Brevitas and torch.ao")
-    st.caption("FQ-ViT (PTS, LIS), I-ViT (Shiftmax, ShiftGELU, I-LayerNorm), MPTQ-style (SQ-b, OPT-m)")
-    for f in host.failures:  # type: ignore[attr-defined]
-        st.warning(f"Plugin {f.name!r} ({f.origin}) failed to load: {f.error}")
-    st.subheader("Plugins")
-    st.dataframe(pd.DataFrame(host.plugins()), hide_index=True, use_container_width=True)  # type: ignore[attr-defined]
-    for kind in ("recipes", "quantizers", "models", "datasets", "backends"):
-        st.subheader(kind.capitalize())
-        rows = [e.to_dict() for _, e in host.registry(kind).items()]  # type: ignore[attr-defined]
-        st.dataframe(pd.DataFrame(rows).astype(str), hide_index=True, use_container_width=True)
-
-
-try:
-    registry_page()
-except Exception as exc:  # noqa: BLE001 - the explorer never shows a traceback
-    st.error(f"Something went wrong: {type(exc).__name__}: {exc}")
+st.set_page_config(page_title="vitq explorer", page_icon=":material/tune:", layout="wide")
+state.init_state(st.session_state)
+page = st.navigation(
+    [
+        st.Page(path, title=title, icon=icon, default=i == 0)
+        for i, (path, (title, icon)) in enumerate(PAGES.items())
+    ]
+)
+page.run()
+ui.guarded(lambda: ui.sidebar(None))  # after the page, so its counts include what the page just did
