@@ -134,6 +134,8 @@ def save(model: torch.nn.Module, out: Path, meta: dict[str, Any]) -> None:
     wt, mt = out / "vit_tiny_cifar10.safetensors.tmp", out / "vit_tiny_cifar10.json.tmp"
     save_file(sd, str(wt))
     mt.write_text(json.dumps(meta, indent=2) + "\n")
+    for tmp in (wt, mt):
+        tmp.chmod(0o644)  # safetensors writes 0600; the weights ship inside the package
     wt.replace(out / "vit_tiny_cifar10.safetensors")
     mt.replace(out / "vit_tiny_cifar10.json")
 
