@@ -278,7 +278,6 @@ def evaluate(
     Raises:
         VitqError: a config that does not fit the model, bad data sizes, a failing backend.
     """
-    from vitq_plugins.pipeline import run_quantize
 
     key = eval_key(settings, fp, cfg)
     if key in results:
@@ -288,18 +287,7 @@ def evaluate(
         results[key] = cached
         return dict(cached), True
     with HEAVY_LOCK:
-        result = run_quantize(
-            fp.module,
-            backend=settings.backend,
-            config=cfg,
-            data=settings.data,
-            n_calib=settings.n_calib,
-            n_eval=settings.n_eval_or_none,
-            seed=settings.seed,
-            host=get_host(),
-            progress=False,
-            batch_size=settings.batch_size,
-        )
+        result = _run_quantize(settings, fp, cfg)
     result["model"] = settings.model
     record = {
         "version": _RECORD_VERSION,
@@ -453,6 +441,25 @@ def layernorm_stats(
         return out
 
 
+def _run_quantize(settings: Settings, fp: FPModel, cfg: QuantConfig, **extra: Any) -> dict[str, Any]:
+    """One :func:`vitq_plugins.pipeline.run_quantize` call with the app's settings (the CLI's code path)."""
+    from vitq_plugins.pipeline import run_quantize
+
+    return run_quantize(
+        fp.module,
+        backend=settings.backend,
+        config=cfg,
+        data=settings.data,
+        n_calib=settings.n_calib,
+        n_eval=settings.n_eval_or_none,
+        seed=settings.seed,
+        host=get_host(),
+        progress=False,
+        batch_size=settings.batch_size,
+        **extra,
+    )
+
+
 # --- export and provenance ------------------------------------------------------------------------
 def export_model(settings: Settings, fp: FPModel, cfg: QuantConfig, fmt: str) -> tuple[bytes, dict[str, Any]]:
     """Quantize ``cfg`` and export it as ``fmt`` (``qonnx``/``qcdq``) with ``run_quantize``; the file's bytes.
@@ -460,23 +467,9 @@ def export_model(settings: Settings, fp: FPModel, cfg: QuantConfig, fmt: str) ->
     Raises:
         VitqError: the backend cannot export ``fmt``, or the export failed.
     """
-    from vitq_plugins.pipeline import run_quantize
 
     with HEAVY_LOCK, tempfile.TemporaryDirectory(prefix="vitq-export-") as tmp:
-        result = run_quantize(
-            fp.module,
-            backend=settings.backend,
-            config=cfg,
-            data=settings.data,
-            n_calib=settings.n_calib,
-            n_eval=settings.n_eval_or_none,
-            seed=settings.seed,
-            export=fmt,
-            out_dir=Path(tmp) / "out",
-            host=get_host(),
-            progress=False,
-            batch_size=settings.batch_size,
-        )
+        result = _run_quantize(settings, fp, cfg, export=fmt, out_dir=Path(tmp) / "out")
         path = result.get("export_path")
         if not path or not Path(path).is_file():
             raise VitqError(f"backend {settings.backend!r} wrote no {fmt} file")
