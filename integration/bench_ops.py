@@ -9,6 +9,8 @@ cost of streaming PTS (FQ-ViT Power-of-Two Factor) calibration: observer updates
 Usage::
 
     OMP_NUM_THREADS=2 .venv/bin/python integration/bench_ops.py --out runs/bench_ops.csv
+    # kernel errors on the trained reference model's own activations (every block, 64 images):
+    .venv/bin/python integration/bench_ops.py --real 64 --out docs/measurements/bench_ops_real.csv
 
 Writes a CSV (or a markdown table if ``--out`` ends in ``.md``) and prints a markdown table.
 """
@@ -19,6 +21,7 @@ import argparse
 from collections.abc import Callable
 import csv
 from dataclasses import dataclass
+from functools import partial
 import math
 import os
 from pathlib import Path
@@ -294,6 +297,107 @@ def bench_calibration(images: int, batch: int, repeats: int) -> list[Row]:
     ]
 
 
+def bench_real(images: int, repeats: int) -> list[Row]:
+    """Kernel errors (and times) on the trained reference model's own activations, every block.
+
+    Captures LayerNorm inputs, attention logits and fc1 outputs of ``vit_tiny_cifar10`` on ``images``
+    bundled CIFAR-10 test images; every kernel gets the same 8-bit per-tensor input as its float
+    counterpart, so the error is the kernel's. PTS is compared with per-tensor MinMax by MSE ratio.
+    """
+    from vitq_plugins.data.cifar import bundled_cifar10
+    from vitq_plugins.evaluation.capture import capture_block_activations
+    from vitq_plugins.models.reference import vit_tiny_cifar10
+
+    model = vit_tiny_cifar10()
+    ds = bundled_cifar10("test")
+    x = torch.stack([ds[i][0] for i in range(images)])
+    acts = capture_block_activations(model, x, list(range(len(model.blocks))))
+    rows: list[Row] = []
+
+    def int8(t: torch.Tensor) -> tuple[torch.Tensor, float]:
+        s = float(t.abs().max() / 127)
+        return torch.round(t / s).long(), s
+
+    with torch.no_grad():
+        for name, t in acts.items():
+            shape = "(" + ",".join(str(d) for d in t.shape) + ")"
+            if name.endswith(("norm1", "norm2")):
+                mod = model.get_submodule(name)
+                obs = PTSObserver(t.shape[-1])
+                obs.update(t)
+                p = obs.compute()
+                scale, zp = qparams_from_minmax(t.min(), t.max(), 8, symmetric=False, signed=False)
+                mse_pts = float(((pts_fake_quant(t, p) - t) ** 2).mean())
+                mse_mm = float(((fake_quant(t, scale, zp, 0, 255) - t) ** 2).mean())
+                rows.append(
+                    Row(
+                        f"{name} pts vs minmax",
+                        shape,
+                        0.0,
+                        0.0,
+                        mse_pts,
+                        mse_mm,
+                        f"err columns: PTS MSE, MinMax MSE; ratio {mse_mm / mse_pts:.2f}x",
+                    )
+                )
+                xi, s = int8(t)
+                ref = F.layer_norm(xi * s, mod.normalized_shape, mod.weight, mod.bias, mod.eps)
+                y, ys = i_layernorm(xi, s, mod.weight, mod.bias)
+                rows.append(
+                    Row(
+                        f"{name} i_layernorm",
+                        shape,
+                        median_ms(
+                            partial(F.layer_norm, xi * s, mod.normalized_shape, mod.weight, mod.bias), repeats
+                        ),
+                        median_ms(partial(i_layernorm, xi, s, mod.weight, mod.bias), repeats),
+                        *errors(y * ys, ref),
+                        f"out range {float(ref.abs().max()):.3g}",
+                    )
+                )
+            elif name.endswith("logits"):
+                li, s = int8(t)
+                ref = F.softmax(li * s, dim=-1)
+                o, so = shiftmax(li, s)
+                rows.append(
+                    Row(
+                        f"{name} shiftmax",
+                        shape,
+                        median_ms(partial(F.softmax, li * s, dim=-1), repeats),
+                        median_ms(partial(shiftmax, li, s), repeats),
+                        *errors(o * so, ref),
+                        f"logit scale {s:.3g}",
+                    )
+                )
+                codes = lis_softmax_int(li, s)
+                rows.append(
+                    Row(
+                        f"{name} lis_softmax_int",
+                        shape,
+                        median_ms(partial(F.softmax, li * s, dim=-1), repeats),
+                        median_ms(partial(lis_softmax_int, li, s), repeats),
+                        *errors(lis_dequant(codes), ref),
+                        "4-bit log2",
+                    )
+                )
+            else:
+                hi, s = int8(t)
+                ref = F.gelu(hi * s)
+                for division in ("official", "exact"):
+                    o, so = shiftgelu(hi, s, division=division)
+                    rows.append(
+                        Row(
+                            f"{name} shiftgelu",
+                            shape,
+                            median_ms(partial(F.gelu, hi * s), repeats),
+                            median_ms(partial(shiftgelu, hi, s, division=division), repeats),
+                            *errors(o * so, ref),
+                            f"division={division}",
+                        )
+                    )
+    return rows
+
+
 def to_markdown(rows: list[Row]) -> str:
     """Render rows as a markdown table."""
     head = "| op | shape | float ms | op ms | op/float | max abs err | mean abs err | note |\n|---|---|---|---|---|---|---|---|\n"
@@ -318,11 +422,23 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--calib-batch", type=int, default=32)
     ap.add_argument("--skip-calib", action="store_true")
     ap.add_argument("--calib-only", action="store_true")
+    ap.add_argument(
+        "--real",
+        type=int,
+        default=0,
+        metavar="N",
+        help="only the kernel errors on the reference model's activations over N bundled test images",
+    )
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
 
-    rows = [] if args.calib_only else bench_ops(args.batch, args.tokens, args.dim, args.heads, args.repeats)
-    if not args.skip_calib:
+    if args.real:
+        rows = bench_real(args.real, args.repeats)
+    else:
+        rows = (
+            [] if args.calib_only else bench_ops(args.batch, args.tokens, args.dim, args.heads, args.repeats)
+        )
+    if not args.skip_calib and not args.real:
         rows += bench_calibration(args.calib_images, args.calib_batch, args.repeats)
     table = to_markdown(rows)
     load = os.getloadavg()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from vitq_plugins.evaluation.bops import bits_by_layer
 from vitq_plugins.evaluation.bops import bops
+from vitq_plugins.evaluation.capture import capture_block_activations
 from vitq_plugins.evaluation.evaluate import EvalResult
 from vitq_plugins.evaluation.evaluate import collect_logits
 from vitq_plugins.evaluation.evaluate import evaluate
@@ -22,6 +23,7 @@ __all__ = [
     "EvalResult",
     "bits_by_layer",
     "bops",
+    "capture_block_activations",
     "collect_logits",
     "count_macs",
     "evaluate",

@@ -93,7 +93,7 @@ def round_div_half_even(num: torch.Tensor, den: int) -> torch.Tensor:
     """
     q = torch.div(num, den, rounding_mode="floor")
     r2 = 2 * (num - q * den)
-    up = (r2 > den) | ((r2 == den) & ((q & 1) == 1))
+    up = (r2 > den) | ((r2 == den) & (torch.remainder(q, 2) == 1))
     return q + up.to(torch.int64)
 
 
@@ -128,28 +128,34 @@ def i_layernorm(
 
     Raises:
         ValueError: On bad dtypes/shapes, empty or non-finite inputs, or values that would overflow int64.
+            The data-dependent checks are skipped while a TorchScript/ONNX trace runs
+            (``torch.jit.is_tracing()``, as used by ``torch.onnx.export``): they read tensor values into Python, which a trace cannot record;
+            the traced graph then computes the same values without them.
     """
+    tracing = bool(torch._C._get_tracing_state())
     check_int_tensor(x_int, "x_int")
     check_nonempty(x_int, "x_int")
-    check_positive(torch.as_tensor(scale), "scale")
+    if not tracing:
+        check_positive(torch.as_tensor(scale), "scale")
     c = x_int.shape[-1] if x_int.dim() else 0
     for t, name in ((weight, "weight"), (bias, "bias")):
         if t.shape != (c,):
             raise ValueError(
                 f"{name} must have shape ({c},) to match x_int {tuple(x_int.shape)}, got {tuple(t.shape)}"
             )
-        check_finite(t, name)
+        if not tracing:
+            check_finite(t, name)
     check_positive(gamma_min, "gamma_min")
     if out_bits is not None:
         check_bits(out_bits, lo=2, hi=64, what="out_bits")
     x = x_int.to(torch.int64)
-    if bool((x.abs() >= 2**31).any()):
+    if not tracing and bool((x.abs() >= 2**31).any()):
         raise ValueError(f"|x_int| must be < 2^31, got max {int(x.abs().max())}")
 
     mean = round_div_half_even(x.sum(dim=-1, keepdim=True), c)
     y = x - mean
-    ymax = int(y.abs().max())
-    if ymax * ymax * c >= 2**63:
+    ymax = 0 if tracing else int(y.abs().max())
+    if not tracing and ymax * ymax * c >= 2**63:
         raise ValueError(f"sum of squares overflows int64: max |x - mean| = {ymax} with C = {c}")
     var = (y * y).sum(dim=-1, keepdim=True)
     if sqrt_mode == "exact":
@@ -159,13 +165,13 @@ def i_layernorm(
     else:
         raise ValueError(f"sqrt_mode must be 'exact' or 'official', got {sqrt_mode!r}")
     factor = torch.div(torch.full_like(std, _INT31_MAX), std.clamp(min=1), rounding_mode="floor")
-    y = (y * factor) >> 1
+    y = torch.div(y * factor, 2, rounding_mode="floor")  # == >> 1; floor div exports exactly to ONNX
     norm_scale = math.sqrt(c) / 2**30
 
     g = weight.detach().double()
     g_safe = torch.where(g.abs() < gamma_min, torch.where(g < 0, -gamma_min, gamma_min), g)
     bias_f = torch.floor(bias.detach().double() / g_safe / norm_scale)
-    if bool((bias_f.abs() >= 2**62).any()):
+    if not tracing and bool((bias_f.abs() >= 2**62).any()):
         raise ValueError(
             f"bias/gamma too large for int64: max |beta/gamma| = {(bias.double() / g_safe).abs().max().item()}"
         )

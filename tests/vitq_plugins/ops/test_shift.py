@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from vitq_plugins.ops import shift_exp
 from vitq_plugins.ops import shiftgelu
 from vitq_plugins.ops import shiftmax
+from vitq_plugins.ops.shift import Division
 
 INT31 = 2**31 - 1
 
@@ -29,24 +30,32 @@ def ref_shift_exp(x: np.ndarray, s: float, n: int) -> np.ndarray:
     return np.maximum(np.floor(e * 2.0 ** (n - q)), 0)
 
 
-def ref_shiftmax(x: np.ndarray, s: float, n: int, k: int) -> np.ndarray:
+def ref_divide(e: np.ndarray, total: np.ndarray, k: int, division: str) -> np.ndarray:
+    """``official``: the code's truncated reciprocal; ``exact``: floor(e * 2^(k-1) / total) in Python ints."""
+    total = np.minimum(total, INT31)
+    if division == "official":
+        factor = np.floor(INT31 / total)
+        return np.floor(e * factor / 2 ** (31 - k + 1))
+    num = np.vectorize(lambda a, b: (int(a) << (k - 1)) // max(int(b), 1), otypes=[object])(e, total)
+    return num.astype(np.float64)
+
+
+def ref_shiftmax(x: np.ndarray, s: float, n: int, k: int, division: str = "official") -> np.ndarray:
     x = x.astype(np.float64)
     x = x - x.max(axis=-1, keepdims=True)
     e = ref_shift_exp(x, s, n)
-    total = np.minimum(e.sum(axis=-1, keepdims=True), INT31)
-    factor = np.floor(INT31 / total)
-    return np.floor(e * factor / 2 ** (31 - k + 1)).astype(np.int64)
+    return ref_divide(e, np.broadcast_to(e.sum(axis=-1, keepdims=True), e.shape), k, division).astype(
+        np.int64
+    )
 
 
-def ref_shiftgelu(x: np.ndarray, s: float, n: int, k: int) -> np.ndarray:
+def ref_shiftgelu(x: np.ndarray, s: float, n: int, k: int, division: str = "official") -> np.ndarray:
     pre = x.astype(np.float64)
     s_sig = s * 1.702
     xmax = pre.max(axis=-1, keepdims=True)
     e = ref_shift_exp(pre - xmax, s_sig, n)
     e_max = ref_shift_exp(-xmax, s_sig, n)
-    total = np.minimum(e + e_max, INT31)
-    factor = np.floor(INT31 / total)
-    sig = np.floor(e * factor / 2 ** (31 - k + 1))
+    sig = ref_divide(e, e + e_max, k, division)
     return (pre * sig).astype(np.int64)
 
 
@@ -78,11 +87,12 @@ def make_input(kind: str, rng: np.random.Generator, shape: tuple[int, int]) -> n
     scale=st.floats(1e-3, 1.0),
     n=st.sampled_from([15, 16]),
     k=st.sampled_from([8, 16]),
+    division=st.sampled_from(["official", "exact"]),
 )
-def test_shiftmax_bit_exact(kind: str, seed: int, scale: float, n: int, k: int) -> None:
+def test_shiftmax_bit_exact(kind: str, seed: int, scale: float, n: int, k: int, division: Division) -> None:
     x = make_input(kind, np.random.default_rng(seed), (4, 33))
-    got, out_scale = shiftmax(torch.from_numpy(x), scale, n=n, out_bits=k)
-    np.testing.assert_array_equal(got.numpy(), ref_shiftmax(x, scale, n, k))
+    got, out_scale = shiftmax(torch.from_numpy(x), scale, n=n, out_bits=k, division=division)
+    np.testing.assert_array_equal(got.numpy(), ref_shiftmax(x, scale, n, k, division))
     assert out_scale == 2.0 ** -(k - 1)
     assert int(got.min()) >= 0 and int(got.max()) <= 2 ** (k - 1) - 1
 
@@ -93,11 +103,12 @@ def test_shiftmax_bit_exact(kind: str, seed: int, scale: float, n: int, k: int) 
     seed=st.integers(0, 2**31),
     scale=st.floats(5e-3, 0.5),
     k=st.sampled_from([8, 16]),
+    division=st.sampled_from(["official", "exact"]),
 )
-def test_shiftgelu_bit_exact(kind: str, seed: int, scale: float, k: int) -> None:
+def test_shiftgelu_bit_exact(kind: str, seed: int, scale: float, k: int, division: Division) -> None:
     x = make_input(kind, np.random.default_rng(seed), (4, 33))
-    got, out_scale = shiftgelu(torch.from_numpy(x), scale, n=23, out_bits=k)
-    np.testing.assert_array_equal(got.numpy(), ref_shiftgelu(x, scale, 23, k))
+    got, out_scale = shiftgelu(torch.from_numpy(x), scale, n=23, out_bits=k, division=division)
+    np.testing.assert_array_equal(got.numpy(), ref_shiftgelu(x, scale, 23, k, division))
     assert out_scale == pytest.approx(scale / 2 ** (k - 1))
 
 
@@ -108,6 +119,21 @@ def test_shift_exp_bit_exact(seed: int, scale: float, n: int) -> None:
     got, got_scale = shift_exp(torch.from_numpy(x), scale, n)
     np.testing.assert_array_equal(got.numpy(), ref_shift_exp(x, scale, n).astype(np.int64))
     assert got_scale == scale / 2**n
+
+
+def test_exact_division_fixes_the_truncated_reciprocal() -> None:
+    # sigmoid(1.702 * 2.5) = 0.986; the official reciprocal floor((2^31-1)/sum) keeps ~3 bits at n = 23
+    s = 0.0215
+    x = torch.tensor([[round(2.5 / s), 0, -round(1.0 / s)]])
+    ref = F.gelu(x * s)
+    official, so = shiftgelu(x, s)
+    exact, _ = shiftgelu(x, s, division="exact")
+    err_official = float((official * so - ref).abs().max())
+    err_exact = float((exact * so - ref).abs().max())
+    assert err_official > 3 * err_exact, (err_official, err_exact)
+    assert err_exact < 0.06  # measured 0.043: shift-exp, x*sigmoid(1.702x) and 8-bit sigma approximations
+    with pytest.raises(ValueError, match="division must be 'official' or 'exact', got 'fast'"):
+        shiftgelu(x, s, division="fast")  # type: ignore[arg-type]
 
 
 def test_shift_exp_positive_inputs_saturate() -> None:
