@@ -23,8 +23,8 @@ from plotly.subplots import make_subplots
 
 if TYPE_CHECKING:
     from explorer_app.services import LayerNormStats
-    from vitq_plugins.search._run import SearchResult
-    from vitq_plugins.search._table import SensitivityTable
+    from vitq_plugins.search import SearchResult
+    from vitq_plugins.search import SensitivityTable
 
 __all__ = [
     "AXES",

@@ -1,7 +1,7 @@
 """The per-layer table of the *Layers* page and its round trip to :class:`vitq_plugins.QuantConfig`.
 
 One row per quantizable layer (``nn.Linear``/``nn.Conv2d``, the layers the mixed-precision search knows:
-:func:`vitq_plugins.search._sensitivity.find_layers`). Editable columns: ``w_bits``, ``a_bits``,
+:func:`vitq_plugins.search.find_layers`). Editable columns: ``w_bits``, ``a_bits``,
 ``quantizer`` (the quantizer of the layer's input activation, the ``act`` site) and ``keep_float``.
 
 The table becomes a config with the table's defaults (recipe and default bits) and one exact-FQN override
@@ -29,7 +29,7 @@ from vitq_plugins.core.errors import ConfigError
 
 if TYPE_CHECKING:
     from vitq_plugins.search import Layer
-    from vitq_plugins.search._table import SensitivityTable
+    from vitq_plugins.search import SensitivityTable
 
 __all__ = [
     "EDITABLE",

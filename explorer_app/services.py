@@ -6,8 +6,8 @@
 * evaluation: :func:`vitq_plugins.pipeline.run_quantize` (``vitq quantize``), cached by
   (settings, weights digest, config JSON) in the session and as JSON files on disk, so a batch of
   evaluations that was interrupted resumes where it stopped;
-* sensitivity: :func:`vitq_plugins.search._sensitivity.sensitivity_table` (``vitq sensitivity``; its own
-  disk cache), search: :func:`vitq_plugins.search._run.run_search` and ``to_quant_config`` (``vitq search``);
+* sensitivity: :func:`vitq_plugins.search.sensitivity_table` (``vitq sensitivity``; its own
+  disk cache), search: :func:`vitq_plugins.search.run_search` and ``to_quant_config`` (``vitq search``);
 * LayerNorm input ranges: :class:`vitq_plugins.ops.PTSObserver` on forward pre-hooks (the only helper
   here that is not a library function: the library has no "collect LayerNorm inputs" call);
 * export: :func:`run_quantize` with ``export="qonnx"|"qcdq"`` (``vitq quantize --export``).
@@ -46,16 +46,18 @@ if TYPE_CHECKING:
     from torch import nn
 
     from vitq_plugins.core.manager import PluginHost
+    from vitq_plugins.evaluation import EvalResult
     from vitq_plugins.search import Budget
     from vitq_plugins.search import Layer
-    from vitq_plugins.search._run import SearchResult
-    from vitq_plugins.search._table import SensitivityTable
+    from vitq_plugins.search import SearchResult
+    from vitq_plugins.search import SensitivityTable
 
 __all__ = [
     "HEAVY_LOCK",
     "FPModel",
     "LayerNormStats",
     "act_quantizers",
+    "fp_evaluation",
     "cache_dir",
     "evaluate",
     "export_model",
@@ -89,7 +91,7 @@ def get_host() -> PluginHost:
 
 def cache_dir() -> Path:
     """``$VITQ_CACHE_DIR/explorer`` (default ``~/.cache/vitq/explorer``)."""
-    from vitq_plugins.search._sensitivity import default_cache_dir
+    from vitq_plugins.search import default_cache_dir
 
     return default_cache_dir() / "explorer"
 
@@ -152,7 +154,7 @@ def load_fp_model(model: str, pretrained: bool = True, arch: str | None = None) 
     from vitq_plugins.evaluation.macs import count_macs
     from vitq_plugins.evaluation.size import weight_size_mb
     from vitq_plugins.models.resolve import resolve_model
-    from vitq_plugins.search._sensitivity import find_layers
+    from vitq_plugins.search import find_layers
 
     module, name = resolve_model(model, host=get_host(), pretrained=pretrained, arch=arch)
     module.eval()
@@ -316,7 +318,7 @@ def sensitivity(
     settings: Settings, fp: FPModel, options: Mapping[str, Any] | None = None
 ) -> SensitivityTable:
     """The per-layer sensitivity table of ``vitq sensitivity`` (cached on disk by the library)."""
-    from vitq_plugins.search._sensitivity import sensitivity_table
+    from vitq_plugins.search import sensitivity_table
 
     with HEAVY_LOCK:
         return sensitivity_table(
@@ -345,7 +347,7 @@ def search(
     attn_bits: int,
 ) -> SearchResult:
     """``vitq search``'s greedy sweep and ILP under one budget."""
-    from vitq_plugins.search._run import run_search
+    from vitq_plugins.search import run_search
 
     return run_search(
         table,
@@ -441,8 +443,30 @@ def layernorm_stats(
         return out
 
 
+#: FP evaluations (with logits) per (weights, data, n_eval, seed, batch size); a few kB each
+_FP_EVALS: dict[tuple[Any, ...], EvalResult] = {}
+
+
+def fp_evaluation(settings: Settings, fp: FPModel) -> EvalResult:
+    """The FP model's evaluation on the app's evaluation images, computed once and reused by every config."""
+    from vitq_plugins.pipeline import fp_evaluation as _fp_evaluation
+
+    key = (fp.weights_digest, settings.data, settings.n_eval_or_none, settings.seed, settings.batch_size)
+    if key not in _FP_EVALS:
+        _FP_EVALS[key] = _fp_evaluation(
+            fp.module,
+            settings.data,
+            settings.n_eval_or_none,
+            settings.seed,
+            get_host(),
+            batch_size=settings.batch_size,
+        )
+    return _FP_EVALS[key]
+
+
 def _run_quantize(settings: Settings, fp: FPModel, cfg: QuantConfig, **extra: Any) -> dict[str, Any]:
-    """One :func:`vitq_plugins.pipeline.run_quantize` call with the app's settings (the CLI's code path)."""
+    """One :func:`vitq_plugins.pipeline.run_quantize` call with the app's settings (the CLI's code path),
+    against the cached FP evaluation."""
     from vitq_plugins.pipeline import run_quantize
 
     return run_quantize(
@@ -456,6 +480,7 @@ def _run_quantize(settings: Settings, fp: FPModel, cfg: QuantConfig, **extra: An
         host=get_host(),
         progress=False,
         batch_size=settings.batch_size,
+        fp_eval=fp_evaluation(settings, fp),
         **extra,
     )
 

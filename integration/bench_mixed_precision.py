@@ -102,6 +102,13 @@ def main(argv: list[str] | None = None) -> int:
         points.append((f"greedy@size(W{w})", "greedy-size", sweep_mb.pick([Budget("mb", size)]).assignment))
     points.append(("greedy@avg5", "greedy-avg", mixed5))
 
+    from vitq_plugins.models.resolve import resolve_model
+    from vitq_plugins.pipeline import fp_evaluation
+
+    fp_model, _ = resolve_model(args.model)
+    t = time.perf_counter()
+    fp_eval = fp_evaluation(fp_model, n_eval=args.eval, progress=True)
+    print(f"FP evaluation (shared by every point): {time.perf_counter() - t:.1f} s", flush=True)
     params = [ly.params for ly in space.layers]
     rows: list[dict[str, Any]] = []
     done: dict[tuple[tuple[int, ...], tuple[int, ...]], dict[str, Any]] = {}
@@ -112,12 +119,13 @@ def main(argv: list[str] | None = None) -> int:
         if same is None:
             t = time.perf_counter()
             res = evaluate_config(
-                args.model,
+                fp_model,
                 to_quant_config(space, asg, args.recipe, base_a_bits=args.base_a_bits),
                 backend=args.backend,
                 n_calib=args.quant_calib,
                 n_eval=args.eval,
                 progress=False,
+                fp_eval=fp_eval,
             )
             dt = time.perf_counter() - t
             eval_times.append(dt)
@@ -151,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
     from vitq_plugins.pipeline import run_quantize
 
     ref = run_quantize(
-        args.model,
+        fp_model,
         args.recipe,
         args.backend,
         5,
@@ -160,6 +168,7 @@ def main(argv: list[str] | None = None) -> int:
         n_calib=args.quant_calib,
         n_eval=args.eval,
         progress=False,
+        fp_eval=fp_eval,
     )
     rows.append(
         {

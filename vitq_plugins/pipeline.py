@@ -37,6 +37,7 @@ if TYPE_CHECKING:
 
     from vitq_plugins.core.manager import PluginHost
     from vitq_plugins.data.loader import BatchLoader
+    from vitq_plugins.evaluation.evaluate import EvalResult
 
 __all__ = [
     "DEFAULT_BATCH_SIZE",
@@ -45,6 +46,7 @@ __all__ = [
     "EXPORT_FILES",
     "build_config",
     "check_backend_support",
+    "fp_evaluation",
     "load_backend",
     "run_evaluate",
     "run_quantize",
@@ -225,6 +227,7 @@ def run_quantize(
     batch_size: int = DEFAULT_BATCH_SIZE,
     arch: str | None = None,
     pretrained: bool = True,
+    fp_eval: EvalResult | None = None,
 ) -> dict[str, Any]:
     """Quantize ``model`` with ``recipe`` on ``backend``, evaluate it against FP, optionally export.
 
@@ -247,6 +250,9 @@ def run_quantize(
         batch_size: images per batch for calibration and evaluation.
         arch: architecture to load a checkpoint into (default: the reference architecture).
         pretrained: load pretrained weights for registered/timm names.
+        fp_eval: the FP model's evaluation (with logits) on the same ``data``, ``n_eval``, ``seed`` and
+            ``batch_size``, from an earlier call or :func:`~vitq_plugins.evaluation.evaluate`; reused
+            instead of evaluating the FP model again (benchmarks sweeping many configs).
 
     Returns:
         A flat JSON-able dict: ``model, recipe, backend, w_bits, a_bits, attn_bits, data, n_calib,
@@ -281,6 +287,9 @@ def run_quantize(
     check_backend_support(cfg, backend, host)
     fp_model, model_name = resolve_model(model, host=host, pretrained=pretrained, arch=arch)
     cfg.validate(host, module_names=[n for n, _ in fp_model.named_modules()])
+    check_export = getattr(impl, "check_export", None)  # optional Backend method: fail before any work
+    if export != "none" and callable(check_export):
+        check_export(fp_model, cfg, export)
     transform = transform_for_model(fp_model)
     calib_ds, calib_name = resolve_dataset(data, "calib", transform=transform, host=host)
     eval_ds, eval_name = resolve_dataset(data, "eval", transform=transform, host=host)
@@ -291,12 +300,20 @@ def run_quantize(
     macs = count_macs(fp_model, tuple(example.shape[1:]))
     fp_size = weight_size_mb(fp_model)
     fp_bops = bops(macs, bits_by_layer(macs))
-    fp = evaluate(fp_model, eval_loader, keep_logits=True, progress=progress, desc="eval fp")
+    if fp_eval is None:
+        fp = evaluate(fp_model, eval_loader, keep_logits=True, progress=progress, desc="eval fp")
+    elif fp_eval.logits is None or fp_eval.logits.shape[0] != eval_loader.num_images:
+        rows = None if fp_eval.logits is None else fp_eval.logits.shape[0]
+        raise VitqError(
+            f"fp_eval must carry the logits of the {eval_loader.num_images} evaluation images (it has {rows})"
+        )
+    else:
+        fp = fp_eval
 
     start = time.perf_counter()
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        qmodel = impl.quantize(fp_model, cfg, calib_loader.images(), progress=progress)
+        qmodel = impl.quantize(fp_model, cfg, calib_loader.image_batches(), progress=progress)
     calib_s = time.perf_counter() - start
     q = evaluate(qmodel, eval_loader, fp.logits, progress=progress, desc="eval quantized")
     sites = impl.sites(fp_model, cfg)
@@ -343,6 +360,38 @@ def run_quantize(
         _write_json(tmp / CONFIG_FILE, cfg.to_dict())
         _write_json(tmp / RESULTS_FILE, result)
     return result
+
+
+def fp_evaluation(
+    model: nn.Module,
+    data: str | Path = DEFAULT_DATA,
+    n_eval: int | None = None,
+    seed: int = 0,
+    host: PluginHost | None = None,
+    *,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    progress: bool = False,
+) -> EvalResult:
+    """The FP ``model``'s evaluation, with logits, on exactly the images :func:`run_quantize` evaluates.
+
+    Pass it as ``run_quantize(..., fp_eval=...)`` with the same ``data``, ``n_eval``, ``seed`` and
+    ``batch_size`` to evaluate many configs against one FP pass (the explorer caches it per model).
+
+    Raises:
+        VitqError: unknown dataset or ``n_eval`` outside the data's size.
+    """
+    from vitq_plugins.data.loader import make_loader
+    from vitq_plugins.data.resolve import resolve_dataset
+    from vitq_plugins.data.transforms import transform_for_model
+    from vitq_plugins.evaluation.evaluate import evaluate
+
+    if host is None:
+        from vitq_plugins.core.manager import get_host
+
+        host = get_host()
+    eval_ds, _ = resolve_dataset(data, "eval", transform=transform_for_model(model), host=host)
+    loader = make_loader(eval_ds, batch_size, n_eval, seed, what="--eval")
+    return evaluate(model, loader, keep_logits=True, progress=progress, desc="eval fp")
 
 
 def run_evaluate(

@@ -106,4 +106,28 @@ def plan_sites(model: nn.Module, config: QuantConfig, host: PluginHost | None = 
             continue
         s = Site(fqn, site, res.quantizers[site], res.bits_for(site))
         plan[s.key] = s
+    _check_override_sites(model, config, structural)
     return plan
+
+
+def _check_override_sites(model: nn.Module, config: QuantConfig, structural: list[tuple[str, str]]) -> None:
+    """Refuse an override that puts a quantizer on a site none of its modules has (it would be ignored)."""
+    explicit = {k: ov for k, ov in config.layers.items() if ov.quantizers and not ov.keep_float}
+    if not explicit:
+        return
+    sites_of: dict[str, set[str]] = {}
+    for fqn, site in structural:
+        sites_of.setdefault(fqn, set()).add(site)
+    seen: dict[str, set[str]] = {}
+    for fqn, _ in model.named_modules():
+        key = config.match(fqn)
+        if key in explicit:
+            seen.setdefault(key, set()).update(sites_of.get(fqn, set()))
+    for key, ov in explicit.items():
+        have = seen.get(key, set())
+        for site, qname in ov.quantizers.items():
+            if site not in have:
+                raise VitqError(
+                    f"layer override {key!r} puts quantizer {qname!r} on site {site!r}, but the module(s) it "
+                    f"matches have only {sorted(have) or 'no'} sites; {site!r} belongs on {_EXPECTED[site]}"
+                )

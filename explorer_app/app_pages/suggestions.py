@@ -22,7 +22,7 @@ METRIC = "search_metric"
 
 
 def _config_of(which: str) -> Any:
-    from vitq_plugins.search._run import to_quant_config
+    from vitq_plugins.search import to_quant_config
 
     run = st.session_state[state.SEARCH]
     result = run["result"]

@@ -42,3 +42,22 @@ def test_missing_structure_named() -> None:
     mlp = nn.Sequential(nn.Linear(4, 4), nn.ReLU(), nn.Linear(4, 2))
     with pytest.raises(VitqError, match=r"'ln_input', but no module of Sequential is a LayerNorm"):
         plan_sites(mlp, QuantConfig("fqvit"), PluginHost(autoload=False))
+
+
+def test_override_on_a_site_the_module_lacks_is_refused(host: object) -> None:
+    from vitq_plugins.config import QuantConfig
+    from vitq_plugins.core.errors import VitqError
+    from vitq_plugins.models.reference import vit_test_tiny
+    from vitq_plugins.sites import plan_sites
+
+    model = vit_test_tiny()
+    bad = QuantConfig("minmax", layers={"blocks.0.mlp.fc1": {"quantizers": {"softmax_output": "lis"}}})
+    with pytest.raises(
+        VitqError,
+        match=r"'blocks.0.mlp.fc1' puts quantizer 'lis' on site 'softmax_output'.*"
+        r"only \['act', 'weight'\] sites; 'softmax_output' belongs on an attention module",
+    ):
+        plan_sites(model, bad)
+    regex = QuantConfig("minmax", layers={r"re:blocks\.\d+\.norm\d": {"quantizers": {"ln_input": "pts"}}})
+    plan = plan_sites(model, regex)
+    assert plan["blocks.0.norm1:ln_input"].quantizer == "pts"

@@ -9,6 +9,7 @@ return the model in eval mode. Quantizers: FQ-ViT arXiv 2111.13824, I-ViT arXiv 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from collections.abc import Iterator
 import copy
 from pathlib import Path
 from typing import Any
@@ -71,7 +72,10 @@ class BrevitasBackend:
         for t in recipe.transforms:
             if t not in TRANSFORMS:
                 raise VitqError(f"recipe {recipe.name!r} needs transform {t!r}; known: {sorted(TRANSFORMS)}")
-        batches = list(calib_batches) if recipe.transforms else calib_batches
+        # two passes (transform statistics, then calibration): a re-iterable (e.g. the pipeline's
+        # ``BatchLoader.image_batches()``) is read twice, a one-shot iterator is kept in a list
+        two_pass = recipe.transforms and isinstance(calib_batches, Iterator)
+        batches = list(calib_batches) if two_pass else calib_batches
         qmodel = copy.deepcopy(model)
         for t in recipe.transforms:
             opts = {k[len(t) + 1 :]: v for k, v in config.options.items() if k.startswith(f"{t}_")}
@@ -87,10 +91,33 @@ class BrevitasBackend:
         return carried_sites(self.build(model, config))
 
     def export(self, qmodel: nn.Module, fmt: str, path: Path, example_input: torch.Tensor) -> Path:
-        """Export to ``"qonnx"`` or ``"qcdq"`` (see :mod:`vitq_plugins.brevitas.export`)."""
+        """Export to ``"qonnx"``, ``"qcdq"`` (see :mod:`vitq_plugins.brevitas.export`) or ``"int-onnx"``
+        (the integer program of :mod:`vitq_plugins.intexec`: uint8 input codes -> int32 logits)."""
+        if fmt == "int-onnx":
+            from vitq_plugins.intexec.convert import convert_brevitas
+            from vitq_plugins.intexec.onnx_export import export_int_onnx
+
+            return export_int_onnx(convert_brevitas(qmodel), Path(path), example_input)
         from vitq_plugins.brevitas.export import export_model
 
         return export_model(qmodel, fmt, Path(path), example_input)
+
+    def check_export(self, model: nn.Module, config: QuantConfig, fmt: str) -> None:
+        """Fail before any work if ``fmt`` cannot be produced for ``config`` (``int-onnx``: an op stays float).
+
+        Raises:
+            VitqError: names the first op without an integer form.
+        """
+        if fmt != "int-onnx":
+            return
+        from vitq_plugins.intexec.convert import float_ops_left
+
+        problems = float_ops_left(self.build(model, config))
+        if problems:
+            raise VitqError(
+                f"--export int-onnx: recipe {config.recipe!r} has no integer form: {problems[0]}"
+                f"{f' (and {len(problems) - 1} more)' if len(problems) > 1 else ''}"
+            )
 
     def info(self) -> dict[str, Any]:
         """Versions and capabilities."""
@@ -100,7 +127,7 @@ class BrevitasBackend:
             "name": self.name,
             "brevitas": getattr(brevitas, "__version__", "unknown"),
             "torch": torch.__version__,
-            "export_formats": ["qonnx", "qcdq"],
+            "export_formats": ["qonnx", "qcdq", "int-onnx"],
             "route": "layerwise_quantize (3 passes) + calibration_mode",
             "last_calibration": dict(self.last_calibration),
         }

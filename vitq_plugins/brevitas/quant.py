@@ -295,8 +295,8 @@ class Log2Quant(nn.Module):
         if self.training and self.observer_only:
             return x, None, None, None
         one = torch.ones((), device=x.device)
-        _, deq = _lis.log2_quant(x.clamp(0.0, 1.0), self.code_bits)
-        y = x + (deq.to(x.dtype) - x).detach()
+        deq = _lis.log2_fake_quant(x.clamp(0.0, 1.0), self.code_bits).to(x.dtype)
+        y = x + (deq - x).detach() if x.requires_grad and torch.is_grad_enabled() else deq
         return y, one, torch.zeros_like(one), torch.tensor(float(self.bits), device=x.device)
 
 

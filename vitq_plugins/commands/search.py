@@ -175,6 +175,13 @@ def run(args: argparse.Namespace) -> int:
     else:
         targets += [(f"step{s.index}", s.assignment) for s in pick_points(front, chosen_step, args.reeval)]
     targets = targets[: max(args.reeval, 0)]
+    fp_eval = None
+    if targets:  # one FP pass for all re-evaluated points
+        from vitq_plugins.models.resolve import resolve_model
+        from vitq_plugins.pipeline import fp_evaluation
+
+        fp_model, _ = resolve_model(args.model)
+        fp_eval = fp_evaluation(fp_model, args.data, args.eval, args.seed, progress=not args.no_progress)
     for label, asg in targets:
         point: dict[str, Any] = {"point": label, "est_loss": space.estimate(asg), **space.costs(asg)}
         measured = evaluate_config(
@@ -186,6 +193,7 @@ def run(args: argparse.Namespace) -> int:
             n_eval=args.eval,
             seed=args.seed,
             progress=not args.no_progress,
+            fp_eval=fp_eval,
         )
         point.update({f"measured_{k}": measured.get(k) for k in MEASURED_KEYS})
         points.append(point)

@@ -83,12 +83,34 @@ class BatchLoader:
         return torch.stack(xs), torch.tensor(ys, dtype=torch.int64)
 
     def images(self) -> Iterator[torch.Tensor]:
-        """The image batches alone (what calibration consumes)."""
+        """The image batches alone, one pass (a generator)."""
         for x, _ in self:
             yield x
 
+    def image_batches(self) -> ImageBatches:
+        """The image batches alone as a re-iterable: every ``iter()`` is a new pass that loads the images
+        again, so a recipe needing two passes (SQ-b statistics, then calibration) holds one batch at a
+        time instead of the whole calibration set."""
+        return ImageBatches(self)
+
     def __repr__(self) -> str:
         return f"BatchLoader({self.num_images} images, batch_size={self.batch_size})"
+
+
+class ImageBatches:
+    """Re-iterable image batches of a :class:`BatchLoader` (see :meth:`BatchLoader.image_batches`)."""
+
+    def __init__(self, loader: BatchLoader) -> None:
+        self.loader = loader
+
+    def __iter__(self) -> Iterator[torch.Tensor]:
+        return self.loader.images()
+
+    def __len__(self) -> int:
+        return len(self.loader)
+
+    def __repr__(self) -> str:
+        return f"ImageBatches({self.loader!r})"
 
 
 def make_loader(

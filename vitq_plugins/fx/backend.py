@@ -21,6 +21,7 @@ from vitq_plugins.core.errors import VitqError
 from vitq_plugins.core.manager import get_host
 from vitq_plugins.fx import quantize as q
 from vitq_plugins.fx._compat import quiet
+from vitq_plugins.fx.observers import TwinFakeQuant
 
 __all__ = ["BACKEND", "FxBackend", "example_input"]
 
@@ -64,8 +65,9 @@ class FxBackend:
     ) -> nn.Module:
         """Quantize a copy of ``model``: transforms, prepare_fx, one calibration pass, convert_fx.
 
-        Calibration batches are streamed once; a recipe with model transforms (``mptq``: SQ-b) keeps the
-        batches in a list because SQ-b gathers its own statistics first.
+        Calibration batches are streamed once; a recipe with model transforms (``mptq``: SQ-b) reads them
+        twice (SQ-b gathers its own statistics first): a re-iterable is iterated again, a one-shot iterator
+        is kept in a list.
 
         Raises:
             VitqError: bad config, untraceable model, unapplied quantizers or no calibration data.
@@ -77,15 +79,22 @@ class FxBackend:
         except StopIteration:
             raise VitqError("calibration got no batches: pass at least one calibration batch") from None
         batches: Iterable[torch.Tensor]
-        transform_batches: list[torch.Tensor] | None = None
+        transform_batches: Iterable[torch.Tensor] | None = None
         if host.recipes.get(config.recipe).transforms:
-            transform_batches = [first, *it]
-            batches = transform_batches
+            # a re-iterable (``BatchLoader.image_batches()``) is read twice; a one-shot iterator is listed
+            if isinstance(calib_batches, Iterator):
+                transform_batches = batches = [first, *it]
+            else:  # the statistics pass continues the pass that gave ``first``; calibration is a new one
+                transform_batches, batches = itertools.chain([first], it), calib_batches
         else:
             batches = itertools.chain([first], it)
         prep = q.prepare(model, config, first[:1], host=host, transform_batches=transform_batches)
         q.calibrate(prep.model, batches, progress=progress)
         qm = q.convert(prep.model)
+        # run the deferred OPT-m searches now, so they count as calibration, not as the first forward
+        for mod in qm.modules():
+            if isinstance(mod, TwinFakeQuant):
+                mod.result()
         torch.backends.quantized.engine = "x86"
         qm.vitq_sites = dict(prep.applied)  # type: ignore[assignment]
         return qm

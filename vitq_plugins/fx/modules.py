@@ -23,6 +23,7 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
+from vitq_plugins.core.errors import VitqError
 from vitq_plugins.fx.observers import PTSActObserver
 from vitq_plugins.fx.observers import TwinFakeQuant
 from vitq_plugins.fx.observers import VitqObserver
@@ -285,7 +286,14 @@ class QuantizedCustom(nn.Module):
 
     def forward(self, xq: torch.Tensor) -> torch.Tensor:
         x = xq.dequantize() if xq.is_quantized else xq
-        y = self.observed.kernel(x)
+        try:
+            y = self.observed.kernel(x)
+        except ValueError as exc:  # e.g. an input scale the integer kernel cannot represent (too few bits)
+            raise VitqError(
+                f"quantizer {self.quantizer!r} cannot run on its calibrated input: {exc}; its input scale "
+                "comes from the activation bits of the layer before it, so give that site more bits "
+                "(a_bits/attn_bits) or use another quantizer here"
+            ) from None
         return torch.quantize_per_tensor(y.float(), self.out_scale, self.out_zero_point, torch.quint8)
 
     def extra_repr(self) -> str:

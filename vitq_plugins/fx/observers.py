@@ -24,7 +24,7 @@ from torch.ao.quantization.observer import ObserverBase
 
 from vitq_plugins.ops import pts as ops_pts
 from vitq_plugins.ops import uniform as ops_uniform
-from vitq_plugins.ops.lis import log2_quant
+from vitq_plugins.ops.lis import log2_fake_quant
 from vitq_plugins.ops.optm import OptMResult
 from vitq_plugins.ops.optm import search_optm
 from vitq_plugins.ops.optm import twin_fake_quant
@@ -268,7 +268,7 @@ class Log2FakeQuant(VitqObserver):
         return None
 
     def fake_quantize(self, x: torch.Tensor) -> torch.Tensor:
-        _, deq = log2_quant(x.clamp(0.0, 1.0), self.bits)
+        deq = log2_fake_quant(x.clamp(0.0, 1.0), self.bits)
         return x + (deq - x).detach()
 
     @torch.jit.export

@@ -487,7 +487,7 @@ def check_sites(prep: FxPrepared) -> None:
 
 
 def apply_transforms(
-    model: nn.Module, config: QuantConfig, calib: list[torch.Tensor], host: PluginHost
+    model: nn.Module, config: QuantConfig, calib: Iterable[torch.Tensor], host: PluginHost
 ) -> None:
     """Apply the recipe's model transforms in place (``"sqb"`` -> shared ``apply_sqb``)."""
     recipe = host.recipes.get(config.recipe)
@@ -512,7 +512,7 @@ def prepare(
     example: torch.Tensor,
     *,
     host: PluginHost | None = None,
-    transform_batches: list[torch.Tensor] | None = None,
+    transform_batches: Iterable[torch.Tensor] | None = None,
 ) -> FxPrepared:
     """Copy, prepare, trace and ``prepare_fx`` ``model``; assign site observers and check them.
 

@@ -32,6 +32,7 @@ from vitq_plugins.ops.lis import int_exp
 from vitq_plugins.ops.lis import lis_attn_v
 from vitq_plugins.ops.lis import lis_dequant
 from vitq_plugins.ops.lis import lis_softmax_int
+from vitq_plugins.ops.lis import log2_fake_quant
 from vitq_plugins.ops.lis import log2_quant
 from vitq_plugins.ops.optm import OptMResult
 from vitq_plugins.ops.optm import OptMSearch
@@ -87,6 +88,7 @@ __all__ = [
     "lis_attn_v",
     "lis_dequant",
     "lis_softmax_int",
+    "log2_fake_quant",
     "log2_quant",
     "omse_search",
     "pts_fake_quant",

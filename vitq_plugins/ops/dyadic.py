@@ -115,8 +115,11 @@ def dyadic_requant(
     if bool((m < 0).any()) or bool((m > 2**MANTISSA_BITS).any()):
         raise ValueError(f"mantissa must be in [0, 2**31], got range [{int(m.min())}, {int(m.max())}]")
     x = x_int.to(torch.int64)
-    if bool((x.abs() >= 2**32).any()):
-        raise ValueError(f"|x_int| must be < 2**32 to avoid int64 overflow, got max {int(x.abs().max())}")
+    lo_x, hi_x = torch.aminmax(x)
+    if int(lo_x) <= -(2**32) or int(hi_x) >= 2**32:
+        raise ValueError(
+            f"|x_int| must be < 2**32 to avoid int64 overflow, got max {max(-int(lo_x), int(hi_x))}"
+        )
     y = round_shift(x * m, sh, rounding)
     if signed:
         lo, hi = -(2 ** (out_bits - 1)), 2 ** (out_bits - 1) - 1

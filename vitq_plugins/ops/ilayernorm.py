@@ -149,12 +149,14 @@ def i_layernorm(
     if out_bits is not None:
         check_bits(out_bits, lo=2, hi=64, what="out_bits")
     x = x_int.to(torch.int64)
-    if not tracing and bool((x.abs() >= 2**31).any()):
-        raise ValueError(f"|x_int| must be < 2^31, got max {int(x.abs().max())}")
+    if not tracing:
+        lo, hi = torch.aminmax(x)
+        if int(lo) <= -(2**31) or int(hi) >= 2**31:
+            raise ValueError(f"|x_int| must be < 2^31, got max {max(-int(lo), int(hi))}")
 
     mean = round_div_half_even(x.sum(dim=-1, keepdim=True), c)
     y = x - mean
-    ymax = 0 if tracing else int(y.abs().max())
+    ymax = 0 if tracing else max(-int(y.min()), int(y.max()))
     if not tracing and ymax * ymax * c >= 2**63:
         raise ValueError(f"sum of squares overflows int64: max |x - mean| = {ymax} with C = {c}")
     var = (y * y).sum(dim=-1, keepdim=True)

@@ -33,6 +33,7 @@ import torch
 
 from vitq_plugins.ops._checks import check_bits
 from vitq_plugins.ops._checks import check_finite
+from vitq_plugins.ops._checks import check_finite_stats
 from vitq_plugins.ops._checks import check_int_tensor
 from vitq_plugins.ops._checks import check_nonempty
 from vitq_plugins.ops._checks import check_positive
@@ -41,10 +42,14 @@ from vitq_plugins.ops._intmath import floor_log2
 __all__ = [
     "IEXP_COEFFS",
     "IEXP_X0",
+    "iexp_constants",
     "int_exp",
     "lis_attn_v",
+    "lis_codes",
     "lis_dequant",
     "lis_softmax_int",
+    "lis_softmax_unit",
+    "log2_fake_quant",
     "log2_quant",
 ]
 
@@ -182,6 +187,29 @@ def log2_quant(p: torch.Tensor, bits: int = 4) -> tuple[torch.Tensor, torch.Tens
     return codes, lis_dequant(codes, bits).to(pf.dtype)
 
 
+def log2_fake_quant(p: torch.Tensor, bits: int = 4) -> torch.Tensor:
+    """The dequantized value of :func:`log2_quant` only, in one allocation (the fake-quant hot path).
+
+    Equal to ``log2_quant(p, bits)[1]``: ``2^-round(-log2 p)``, 0 where the code reaches ``2^b``. The input
+    checks use one ``aminmax`` pass (NaN/Inf propagate into it) instead of three full passes.
+
+    Raises:
+        ValueError: On empty/non-finite input or values outside ``[0, 1]``.
+    """
+    check_nonempty(p, "p")
+    check_bits(bits, lo=1, hi=8, what="bits")
+    pf = p if p.is_floating_point() else p.float()
+    lo, hi = torch.aminmax(pf.detach())
+    check_finite_stats("p", lo, hi)
+    if bool(lo < 0) or bool(hi > 1):
+        raise ValueError(f"p must be probabilities in [0, 1], got range [{lo.item()}, {hi.item()}]")
+    zero_code = 2**bits
+    with torch.no_grad():
+        r = torch.log2(pf).neg_().round_().clamp_(0, zero_code)
+        under = r >= zero_code
+        return torch.pow(2.0, r.neg_()).masked_fill_(under, 0.0).to(pf.dtype)
+
+
 def lis_dequant(codes: torch.Tensor, bits: int = 4) -> torch.Tensor:
     """Dequantize log2 codes: ``2^-code``, and 0 for the underflow code ``>= 2^b``.
 
@@ -264,3 +292,81 @@ def lis_attn_v(
         out = term if out is None else out + term
     assert out is not None
     return out
+
+
+def iexp_constants(scale: float) -> tuple[int, int, int]:
+    """``(x0_int, b_int, c_int)`` of :func:`int_exp` for the logit scale ``S`` (computed once, in float64).
+
+    Raises:
+        ValueError: If ``S`` is not positive or ``S >= ln 2`` (``x0_int`` would not represent ``-ln 2``).
+    """
+    s = float(scale)
+    if not (math.isfinite(s) and 0.0 < s < -IEXP_X0):
+        raise ValueError(f"scale must be in (0, {-IEXP_X0}), got {s}")
+    return _iexp_constants(s)
+
+
+_SQRT2_Q31 = round(math.sqrt(2.0) * 2**31)
+_LOG_FRAC = 16
+
+
+def lis_softmax_unit(
+    x_int: torch.Tensor,
+    constants: tuple[int, int, int],
+    bits: int = 4,
+    n: int = 30,
+    dim: int = -1,
+    rounding: str = "linear",
+) -> torch.Tensor:
+    """:func:`lis_softmax_int` with precomputed :func:`iexp_constants`: integer tensor ops only.
+
+    With ``rounding="linear"`` bit-identical to ``lis_softmax_int(x_int, S, bits, n, dim)`` for
+    ``constants = iexp_constants(S)``: ``R = sum/exp`` is rounded to the nearest power of two in linear space
+    (FQ-ViT's integer path: up when ``R >= 1.5 * 2^k``). ``rounding="log"`` rounds ``log2 R`` instead (up when
+    ``R >= sqrt(2) * 2^k``), which is what the float path ``round(-log2 p)`` (:func:`log2_quant`, the fake-quant
+    model) computes; it uses ``R`` with 16 fraction bits, so it needs ``c_int * 2^n * L < 2^46``.
+    The caller guarantees ``c_int * 2^n * L < 2^62`` (``L`` = row length; checked by :func:`lis_softmax_int`).
+
+    Returns:
+        int64 codes in ``[0, 2^b]`` (``2^b`` = probability 0).
+    """
+    check_int_tensor(x_int, "x_int")
+    check_nonempty(x_int, "x_int")
+    check_bits(bits, lo=1, hi=8, what="bits")
+    check_bits(n, lo=1, hi=62, what="n")
+    x0_int, b_int, c_int = constants
+    x = x_int.to(torch.int64)
+    x = x - x.amax(dim=dim, keepdim=True)
+    x = torch.maximum(x, torch.full_like(x, n * x0_int))
+    q = torch.div(x, x0_int, rounding_mode="floor")
+    r = x - x0_int * q
+    z = r * (r + b_int) + c_int
+    exp_int = (z << (n - q)).clamp(min=0)
+    return lis_codes(exp_int, bits, dim, rounding)
+
+
+def lis_codes(exp_int: torch.Tensor, bits: int = 4, dim: int = -1, rounding: str = "linear") -> torch.Tensor:
+    """Log2 codes ``round(log2(sum_j e_j / e_i))`` of non-negative integer exponentials (integer ops only).
+
+    The second half of :func:`lis_softmax_unit`, usable with any integer exponential (see ``rounding`` there;
+    ``"log"`` needs ``sum e < 2^46``).
+
+    Returns:
+        int64 codes in ``[0, 2^b]`` (``2^b`` = probability 0).
+    """
+    total = exp_int.sum(dim=dim, keepdim=True)
+    safe = exp_int.clamp(min=1)
+    if rounding == "log":
+        ratio = torch.div(total << _LOG_FRAC, safe, rounding_mode="floor")
+        t = floor_log2(ratio.clamp(min=1))
+        mant = torch.where(t >= 31, ratio >> (t - 31).clamp(min=0), ratio << (31 - t).clamp(min=0))
+        k = t - _LOG_FRAC + (mant >= _SQRT2_Q31).to(torch.int64)
+    elif rounding == "linear":
+        ratio = torch.div(2 * total + safe, 2 * safe, rounding_mode="floor")
+        k = floor_log2(ratio)
+        nxt = (ratio >> (k - 1).clamp(min=0)) & 1
+        k = k + torch.where(k > 0, nxt, torch.zeros_like(nxt))
+    else:
+        raise ValueError(f"rounding must be 'linear' or 'log', got {rounding!r}")
+    zero_code = 2**bits
+    return torch.where((exp_int == 0) | (k >= zero_code), torch.full_like(k, zero_code), k)

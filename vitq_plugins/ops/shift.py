@@ -130,6 +130,14 @@ def shift_exp_unit(x_int: torch.Tensor, x0: int, n: int = 15, *, cap: int = 2**6
         raise ValueError(f"cap must be in (0, 2^62], got {cap}")
     x = x_int.to(torch.int64)
     x = x + (x >> 1) - (x >> 4)
+    if -x0 * 2**n <= min(cap, 2**61) and not torch._C._get_tracing_state() and bool(x.max() <= 0):
+        # the usual case (max-subtracted input): 0 <= q <= n, so sh = n - q is in [0, n] and
+        # base << sh <= 2 |I0| 2^n cannot saturate; (base << sh) >> 1 is base << (sh - 1) for sh >= 1 and
+        # base >> 1 for sh = 0. Same values as below in five in-place passes instead of ~20.
+        x.clamp_(min=n * x0)
+        r = torch.remainder(x, x0)  # in (I0, 0], the sign of the divisor
+        sh = (x - r).div_(x0, rounding_mode="floor").neg_().add_(n)
+        return r.sub_(2 * x0).bitwise_left_shift_(sh).bitwise_right_shift_(1)
     x = torch.maximum(x, torch.full_like(x, n * x0))
     q = torch.div(x, x0, rounding_mode="floor")
     r = x - x0 * q
@@ -153,8 +161,8 @@ def _normalise(num: torch.Tensor, den: torch.Tensor, out_bits: int, division: Di
         return torch.div(num << (out_bits - 1), den, rounding_mode="floor")
     if division != "official":
         raise ValueError(f"division must be 'official' or 'exact', got {division!r}")
-    factor = torch.div(torch.full_like(den, _INT31_MAX), den, rounding_mode="floor")
-    return (num * factor) >> (32 - out_bits)
+    factor = torch.div(torch.tensor(_INT31_MAX, device=den.device), den, rounding_mode="floor")
+    return (num * factor).bitwise_right_shift_(32 - out_bits)
 
 
 def shiftmax(
@@ -229,8 +237,9 @@ def shiftgelu(
     check_bits(out_bits, lo=2, hi=31, what="out_bits")
     s = _scalar_scale(scale)
     x = x_int.to(torch.int64)
-    if bool((x.abs() >= 2**31).any()):
-        raise ValueError(f"|x_int| must be < 2^31, got max {int(x.abs().max())}")
+    lo, hi = torch.aminmax(x)  # one pass, no temporary (an abs() pass cost as much as the GELU)
+    if int(lo) <= -(2**31) or int(hi) >= 2**31:
+        raise ValueError(f"|x_int| must be < 2^31, got max {max(-int(lo), int(hi))}")
     s_sig = s * GELU_SIGMOID_FACTOR
     if stabilizer == "row_max":
         x_max = x.amax(dim=-1, keepdim=True)

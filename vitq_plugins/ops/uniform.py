@@ -29,6 +29,7 @@ import torch
 
 from vitq_plugins.ops._checks import check_bits
 from vitq_plugins.ops._checks import check_finite
+from vitq_plugins.ops._checks import check_finite_fast
 from vitq_plugins.ops._checks import check_finite_stats
 from vitq_plugins.ops._checks import check_nonempty
 from vitq_plugins.ops._checks import check_positive
@@ -236,10 +237,22 @@ def fake_quant(
     Returns:
         Float tensor like ``x`` holding values on the quantization grid.
     """
-    q = quantize(x, scale, zero_point, qmin, qmax, axis=axis)
+    check_nonempty(x, "x")
+    _check_range(qmin, qmax)
     s = _bcast(scale, x, axis, "scale")
     zp = _bcast(zero_point, x, axis, "zero_point")
-    xq = ((q - zp).to(x.dtype) * s).to(x.dtype)
+    check_positive(s, "scale")
+    check_finite_fast(x, "x")
+    # the codes stay in floating point (exact below 2^24, i.e. for every supported bit-width): the same
+    # values as ``dequantize(quantize(x))`` without two int64 conversions of the whole activation
+    if not (x.requires_grad and torch.is_grad_enabled()):
+        # inference: one allocation, in-place passes, no straight-through term
+        out = torch.round(x / s)
+        if out.dtype != x.dtype or not torch.is_floating_point(out):
+            out = out.to(torch.promote_types(x.dtype, s.dtype))
+        return out.add_(zp).clamp_(qmin, qmax).sub_(zp).mul_(s).to(x.dtype)
+    codes = torch.clamp(torch.round(x / s) + zp, qmin, qmax)
+    xq = ((codes - zp) * s).to(x.dtype)
     return xq.detach() + (x - x.detach())
 
 

@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from torch import nn
 
     from vitq_plugins.core.manager import PluginHost
+    from vitq_plugins.evaluation.evaluate import EvalResult
 
 __all__ = ["METHODS", "SearchResult", "evaluate_config", "run_search", "to_quant_config"]
 
@@ -148,8 +149,12 @@ def evaluate_config(
     batch_size: int = 100,
     host: PluginHost | None = None,
     progress: bool = False,
+    fp_eval: EvalResult | None = None,
 ) -> dict[str, Any]:
     """Quantize and evaluate ``config`` for real with :func:`vitq_plugins.pipeline.run_quantize`.
+
+    ``fp_eval`` (from :func:`vitq_plugins.pipeline.fp_evaluation` on the same data, ``n_eval``, ``seed``
+    and ``batch_size``) skips the FP pass when several configs are evaluated against one model.
 
     Returns:
         The pipeline's result dict (``fp_top1``, ``q_top1``, ``agreement``, ``kl``, ``size_mb``, ``bops``...).
@@ -167,4 +172,5 @@ def evaluate_config(
         host=host,
         progress=progress,
         batch_size=batch_size,
+        fp_eval=fp_eval,
     )

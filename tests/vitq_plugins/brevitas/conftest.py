@@ -33,11 +33,10 @@ def x_eval() -> torch.Tensor:
 
 
 def run_qcdq(path: Path, x: torch.Tensor) -> np.ndarray:
-    import onnxruntime as ort
 
-    from vitq_plugins.brevitas.export import ort_session_options
+    from vitq_plugins.brevitas.export import ort_session
 
-    sess = ort.InferenceSession(str(path), ort_session_options())
+    sess = ort_session(path)
     out: np.ndarray = sess.run(None, {sess.get_inputs()[0].name: x.numpy()})[0]
     return out
 

@@ -257,3 +257,27 @@ def test_calibration_state_is_bounded(tiny: nn.Module, calib: list[torch.Tensor]
 def test_bits_beyond_int8_container(tiny: nn.Module, calib: list[torch.Tensor]) -> None:
     with pytest.raises(VitqError, match="bits=12"):
         fxq.prepare(tiny, QuantConfig("minmax", a_bits=12), calib[0][:1])
+
+
+def test_integer_kernel_that_cannot_take_its_input_scale_says_so() -> None:
+    """4-bit attention logits give a scale > 1: Shiftmax cannot represent -1 and must say what to change."""
+    from vitq_plugins.core.errors import VitqError
+    from vitq_plugins.fx.modules import QuantizedCustom
+
+    class Observed(torch.nn.Module):
+        quantizer = "shiftmax"
+
+        def out_qparams(self) -> tuple[float, int]:
+            return 1.0 / 255, 0
+
+        def kernel(self, x: torch.Tensor) -> torch.Tensor:
+            from vitq_plugins.ops import shiftmax
+
+            out, scale = shiftmax(torch.round(x / 1.33).long(), 1.33)
+            return out * scale
+
+    mod = QuantizedCustom(Observed())  # type: ignore[arg-type]
+    with pytest.raises(
+        VitqError, match=r"'shiftmax' cannot run on its calibrated input: scale must be <= 1.*more bits"
+    ):
+        mod(torch.randn(2, 5))

@@ -16,6 +16,7 @@ from vitq_plugins.ops import int_exp
 from vitq_plugins.ops import lis_attn_v
 from vitq_plugins.ops import lis_dequant
 from vitq_plugins.ops import lis_softmax_int
+from vitq_plugins.ops import log2_fake_quant
 from vitq_plugins.ops import log2_quant
 
 A, B, C = 0.35815147, 0.96963238, 1.0
@@ -232,3 +233,24 @@ def test_bad_inputs() -> None:
         log2_quant(torch.tensor([1.5]))
     with pytest.raises(ValueError, match="Lk"):
         lis_attn_v(torch.zeros(2, 3, dtype=torch.int64), torch.zeros(4, 2, dtype=torch.int64))
+
+
+@settings(max_examples=30, deadline=None)
+@given(seed=st.integers(0, 2**31), bits=st.integers(1, 8), kind=st.sampled_from(["softmax", "edges"]))
+def test_log2_fake_quant_equals_log2_quant(seed: int, bits: int, kind: str) -> None:
+    g = torch.Generator().manual_seed(seed)
+    if kind == "softmax":
+        p = F.softmax(torch.randn(3, 7, 40, generator=g) * 6, dim=-1)
+    else:  # exact powers of two, the rounding midpoints 2^-(k+1/2), 0 and 1
+        k = torch.randint(0, 2 ** (bits + 1), (200,), generator=g).double()
+        p = torch.cat([2.0**-k, 2.0 ** -(k + 0.5), torch.tensor([0.0, 1.0], dtype=torch.float64)]).float()
+    torch.testing.assert_close(log2_fake_quant(p, bits), log2_quant(p, bits)[1], rtol=0, atol=0)
+
+
+def test_log2_fake_quant_bad_inputs() -> None:
+    with pytest.raises(ValueError, match="must be finite"):
+        log2_fake_quant(torch.tensor([0.5, float("nan")]))
+    with pytest.raises(ValueError, match=r"p must be probabilities in \[0, 1\], got range \[-0.5, 0.5\]"):
+        log2_fake_quant(torch.tensor([-0.5, 0.5]))
+    with pytest.raises(ValueError, match="bits must be in"):
+        log2_fake_quant(torch.tensor([0.5]), bits=9)

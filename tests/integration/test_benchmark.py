@@ -1,0 +1,127 @@
+"""``integration/benchmark.py --quick``: the tables have their shape and pass the sanity rules.
+
+Runs the CI-sized benchmark once (a few hundred images, W8A8 attn4 minmax/fqvit on both backends, one Greedy-MP
+point, ONNX Runtime baseline and speed) into a temporary directory; ``docs/`` is never touched.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from pathlib import Path
+import sys
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+SCRIPT = ROOT / "integration" / "benchmark.py"
+
+pytestmark = [pytest.mark.slow, pytest.mark.export]
+
+
+def _load() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("vitq_integration_benchmark", SCRIPT)
+    assert spec is not None and spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = mod
+    spec.loader.exec_module(mod)
+    return mod
+
+
+@pytest.fixture(scope="module")
+def bench() -> ModuleType:
+    pytest.importorskip("onnxruntime")
+    return _load()
+
+
+@pytest.fixture(scope="module")
+def quick_run(bench: ModuleType, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    out = tmp_path_factory.mktemp("bench")
+    docs = ROOT / "docs" / "RESULTS.md"
+    before = docs.stat().st_mtime_ns if docs.exists() else None
+    threads = os.environ.get("OMP_NUM_THREADS", "2")  # the benchmark's default, unless the machine caps it
+    argv = ["--quick", "--out-dir", str(out), "--no-progress", "--no-check", "--threads", threads]
+    rc = bench.main(argv)
+    after = docs.stat().st_mtime_ns if docs.exists() else None
+    assert before == after, "the quick run must not write docs/"
+    plan = bench.make_plan(bench.build_parser().parse_args(argv))
+    return {"rc": rc, "out": out, "plan": plan, "rows": bench.read_csv(out / "measurements" / "results.csv")}
+
+
+def test_quick_writes_every_file(quick_run: dict[str, Any]) -> None:
+    out = quick_run["out"]
+    text = (out / "RESULTS.md").read_text()
+    for heading in (
+        "## Provenance",
+        "## Accuracy",
+        "## Mixed precision",
+        "## Baseline: ONNX Runtime",
+        "## Speed",
+        "## Cost",
+    ):
+        assert heading in text
+    for what in ("git commit", "torch ", "timm ", "brevitas ", "onnxruntime ", "vitq ", "seed 0"):
+        assert what in text
+    assert (out / "measurements" / "results_meta.json").is_file()
+
+
+def test_quick_table_shape(bench: ModuleType, quick_run: dict[str, Any]) -> None:
+    rows, plan = quick_run["rows"], quick_run["plan"]
+    assert all(set(r) == set(bench.CSV_COLUMNS) for r in rows)
+    names = [r["name"] for r in rows if r["section"] in ("accuracy", "mixed")]
+    assert names == bench.expected_names(plan, "minmax")
+    fp = next(r for r in rows if r["name"] == "FP")
+    assert fp["n_eval"] == plan.n_eval and 0.0 < fp["top1"] <= 1.0
+    for r in rows:
+        if r["section"] in ("accuracy", "mixed"):
+            assert r["status"] in ("ok", "unsupported", "error")
+            if r["name"] == "FP":
+                continue
+            if r["status"] == "ok":
+                assert r["n_eval"] == plan.n_eval and r["size_mb"] < fp["size_mb"] and r["calib_x_fp"] > 0
+            else:
+                assert r["reason"]  # a rejected combination says why
+    assert [r["status"] for r in rows if r["section"] == "baseline"] == ["ok", "ok"]
+    speed = {(r["name"], r["batch"]) for r in rows if r["section"] == "speed"}
+    assert speed == {(e, b) for e in bench.ENGINES for b in bench.SPEED_BATCHES}
+    assert next(r for r in rows if r["section"] == "mixed")["search_s"] > 0
+
+
+def test_quick_sanity(bench: ModuleType, quick_run: dict[str, Any]) -> None:
+    rows, plan = quick_run["rows"], quick_run["plan"]
+    fp = next(r for r in rows if r["name"] == "FP")
+    tol = bench.top1_noise(fp["top1"], fp["n_eval"])
+    for r in rows:
+        if r["section"] in ("accuracy", "mixed", "baseline") and r["status"] == "ok":
+            assert r["top1"] <= fp["top1"] + tol, r["name"]
+    # the W8A8 uniform configs that every backend supports really work
+    ok = {r["name"] for r in rows if r["status"] == "ok"}
+    assert {f"{r} W8A8 attn4 [{b}]" for r in ("minmax", "fqvit") for b in ("brevitas", "fx")} <= ok
+    big = max(bench.SPEED_BATCHES)
+    ms = {r["name"]: r["median_ms"] for r in rows if r["section"] == "speed" and r["batch"] == big}
+    assert ms["ORT int8 (quantize_static)"] < ms[bench.ORT_FP32]
+    assert bench.check(rows, plan, "minmax") == []
+    assert quick_run["rc"] == 0
+
+
+def test_check_flags_missing_rows_and_top1_above_fp(bench: ModuleType) -> None:
+    plan = bench.make_plan(bench.build_parser().parse_args(["--quick", "--mp-bits", ""]))
+    fp = bench._row("accuracy", "FP", top1=0.5, n_eval=1000, agreement=1.0)
+    rows = [fp] + [
+        bench._row("accuracy", name, top1=0.5, agreement=0.9, n_eval=1000)
+        for name in bench.expected_names(plan, "minmax")[1:]
+    ]
+    speed = [
+        bench._row("speed", e, batch=b, median_ms=1.0 if "int8" in e else 2.0)
+        for e in bench.ENGINES
+        for b in bench.SPEED_BATCHES
+    ]
+    assert bench.check(rows + speed, plan, "minmax") == []
+    rows[1]["top1"] = 0.6  # 10 points above FP on 1,000 images: not noise
+    rows[2]["status"], rows[2]["reason"] = "unsupported", "no such kernel"  # a reason row is fine
+    problems = bench.check(rows[:-1] + speed[1:], plan, "minmax")
+    assert any("above FP" in p for p in problems)
+    assert any("missing row" in p for p in problems)
+    assert any("speed rows missing" in p for p in problems)

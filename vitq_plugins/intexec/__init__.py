@@ -1,0 +1,41 @@
+"""Integer-only inference for quantized ViTs (I-ViT arXiv 2207.01405: dyadic requantization eq. 7,
+Shiftmax eqs. 9-14, ShiftGELU eqs. 15-17, I-LayerNorm eq. 18; FQ-ViT arXiv 2111.13824: PTS eqs. 9-10,
+LIS eqs. 13-16).
+
+* :func:`convert_brevitas` turns a calibrated Brevitas ``ivit`` or ``fqvit`` model into an
+  :class:`IntExecutor` (int8 weights, int32 biases, dyadic multipliers; integer kernels from
+  :mod:`vitq_plugins.ops`); :func:`float_ops_left` names the ops of other recipes that stay float;
+* :class:`FloatOpGuard` / :func:`run_integer_only` prove no floating-point op runs inside it;
+* :func:`agreement_report` compares it with the fake-quant model;
+* :func:`export_int_onnx` writes it as an ONNX graph of integer ops, equal to the executor bit for bit.
+"""
+
+from __future__ import annotations
+
+from vitq_plugins.intexec.convert import convert_brevitas
+from vitq_plugins.intexec.convert import float_ops_left
+from vitq_plugins.intexec.executor import IntExecutor
+from vitq_plugins.intexec.guard import FloatOpError
+from vitq_plugins.intexec.guard import FloatOpGuard
+from vitq_plugins.intexec.guard import OpRecord
+from vitq_plugins.intexec.guard import run_integer_only
+from vitq_plugins.intexec.onnx_export import export_int_onnx
+from vitq_plugins.intexec.report import AgreementReport
+from vitq_plugins.intexec.report import agreement_report
+from vitq_plugins.intexec.requant import QParams
+from vitq_plugins.intexec.requant import Requant
+
+__all__ = [
+    "AgreementReport",
+    "FloatOpError",
+    "FloatOpGuard",
+    "IntExecutor",
+    "OpRecord",
+    "QParams",
+    "Requant",
+    "agreement_report",
+    "convert_brevitas",
+    "export_int_onnx",
+    "float_ops_left",
+    "run_integer_only",
+]

@@ -1,0 +1,363 @@
+"""Modules of the integer program: integer Linear, I-LayerNorm, attention, MLP, residual add, embedding, head.
+
+Each module holds integer constants only (int8 weights, int32 biases folded with the input zero point,
+dyadic mantissas and shifts) and its forward uses integer tensor ops only. They reproduce the fake-quant ViT
+of the ``ivit`` recipe (I-ViT arXiv 2207.01405): linear layers ``acc = sum (x - z_x) w + b`` with
+``b = round(beta / (S_x S_w))`` (eq. 4), dyadic requantization to the next quantizer's grid (eq. 7), Shiftmax
+(eqs. 9-14), ShiftGELU (eqs. 15-17), I-LayerNorm (eq. 18) and residual adds where both terms are rescaled
+to ``S_out / 2^K`` and summed before one final rounding (so the add is as exact as the fake-quant float add
+up to that rounding).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from vitq_plugins.intexec.kernels import ilayernorm_int
+from vitq_plugins.intexec.kernels import layernorm_exact_int
+from vitq_plugins.intexec.kernels import shiftgelu_unit
+from vitq_plugins.intexec.kernels import shiftmax_unit
+from vitq_plugins.intexec.kernels import table_exp
+from vitq_plugins.intexec.recorder import Recorder
+from vitq_plugins.intexec.requant import QParams
+from vitq_plugins.intexec.requant import Requant
+from vitq_plugins.ops._intmath import round_shift
+from vitq_plugins.ops.lis import lis_codes
+from vitq_plugins.ops.shift import Division
+
+__all__ = [
+    "RESIDUAL_EXTRA_BITS",
+    "lis_frac",
+    "IntAttention",
+    "IntBlock",
+    "IntEmbed",
+    "IntHead",
+    "IntLayerNorm",
+    "IntLinear",
+    "IntMlp",
+    "ResidualAdd",
+]
+
+#: fraction bits kept by each residual term before the final rounding of the sum
+RESIDUAL_EXTRA_BITS = 16
+
+
+def _division(name: str) -> Division:
+    if name == "official":
+        return "official"
+    if name == "exact":
+        return "exact"
+    raise ValueError(f"division must be 'official' or 'exact', got {name!r}")
+
+
+def lis_frac(bits: int) -> int:
+    """Fraction bits ``F`` of LIS probabilities ``2^(F - code)``: ``min(2^b - 1, 24)``."""
+    return int(min(2**bits - 1, 24))
+
+
+class _Recorded(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.recorder = Recorder()
+
+
+class IntLinear(_Recorded):
+    """``acc = sum_k (x_k - z) w_k + b`` with int8 ``w`` and int32 ``b``; int64 accumulator out.
+
+    The int8 x int8 -> int32 product runs on ``x - 128`` (uint8 grids) or ``x`` (int8 grids) and the
+    offset ``(128 - z) sum_k w_k + b`` is precomputed, so the result equals ``sum (x - z) w + b`` exactly.
+
+    Args:
+        weight: int8 ``(out, in)``.
+        bias: int64 ``(out,)`` (checked to fit int32 by the converter).
+        inp: the input grid (8-bit, unsigned or signed).
+    """
+
+    weight_t: torch.Tensor
+    offset: torch.Tensor
+    weight: torch.Tensor
+    bias: torch.Tensor
+
+    def __init__(self, weight: torch.Tensor, bias: torch.Tensor, inp: QParams) -> None:
+        super().__init__()
+        self.inp = inp
+        self.center = 128 if inp.qmin >= 0 else 0
+        if inp.qmin - self.center < -128 or inp.qmax - self.center > 127:
+            raise ValueError(f"integer Linear needs an 8-bit input grid, got [{inp.qmin}, {inp.qmax}]")
+        w = weight.to(torch.int8)
+        self.register_buffer("weight", w)
+        self.register_buffer("bias", bias.to(torch.int64))
+        self.register_buffer("weight_t", w.t().contiguous())
+        colsum = w.to(torch.int64).sum(dim=1)
+        self.register_buffer("offset", (self.center - int(inp.zero_point)) * colsum + bias.to(torch.int64))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        lead = x.shape[:-1]
+        a = (x - self.center).to(torch.int8).reshape(-1, x.shape[-1])
+        if hasattr(torch, "_int_mm"):
+            acc = torch._int_mm(a, self.weight_t)
+        else:  # pragma: no cover - old torch
+            acc = a.to(torch.int32) @ self.weight_t.to(torch.int32)
+        out = acc.to(torch.int64).reshape(*lead, -1) + self.offset
+        self.recorder.check_int32(out)
+        return out
+
+
+class IntLayerNorm(_Recorded):
+    """Integer LayerNorm followed by the dyadic requant to its consumer's grid.
+
+    ``exact_mean=False``: I-LayerNorm (``kernels.ilayernorm_int``, the ``ivit`` fake-quant computes exactly
+    this). ``exact_mean=True``: ``kernels.layernorm_exact_int`` on PTS codes aligned to the smallest channel
+    scale, ``(x - z) << (alpha_c - min alpha)`` (FQ-ViT eqs. 9-10; the ``fqvit`` fake-quant runs a float
+    LayerNorm there).
+    """
+
+    bias_int: torch.Tensor
+    in_shift: torch.Tensor
+
+    def __init__(
+        self,
+        bias_int: torch.Tensor,
+        out: Requant,
+        *,
+        exact_mean: bool = False,
+        in_zero_point: int = 0,
+        in_shift: torch.Tensor | None = None,
+    ) -> None:
+        super().__init__()
+        self.register_buffer("bias_int", bias_int.to(torch.int64))
+        shift = (
+            torch.zeros_like(bias_int, dtype=torch.int64) if in_shift is None else in_shift.to(torch.int64)
+        )
+        self.register_buffer("in_shift", shift)
+        self.out = out
+        self.exact_mean = bool(exact_mean)
+        self.in_zero_point = int(in_zero_point)
+        self.aligned = bool(in_zero_point != 0 or bool((shift != 0).any()))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.aligned:
+            x = (x - self.in_zero_point) << self.in_shift
+        y = layernorm_exact_int(x, self.bias_int) if self.exact_mean else ilayernorm_int(x, self.bias_int)
+        out: torch.Tensor = self.out(y)
+        return out
+
+
+class ResidualAdd(_Recorded):
+    """``clamp(round((ra(acc) + rb(x - z_x)) / 2^K) + z, qmin, qmax)``: an integer residual add.
+
+    ``ra``/``rb`` are dyadic rescales to ``S_out / 2^K`` (``K`` = :data:`RESIDUAL_EXTRA_BITS`).
+    """
+
+    def __init__(self, branch: Requant, skip: Requant, x_zero_point: int, out: QParams) -> None:
+        super().__init__()
+        self.branch, self.skip = branch, skip
+        self.x_zero_point = int(x_zero_point)
+        self.out = out
+
+    def forward(self, acc: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        s = self.branch.raw(acc) + self.skip.raw(x - self.x_zero_point)
+        y = (round_shift(s, RESIDUAL_EXTRA_BITS, "half_up") + int(self.out.zero_point)).clamp(
+            self.out.qmin, self.out.qmax
+        )
+        self.recorder.tap(self.out.name, y)
+        return y
+
+
+class IntAttention(_Recorded):
+    """Integer multi-head self-attention: qkv, Shiftmax, attn@V, proj (returns proj's accumulator).
+
+    Args:
+        qkv: integer Linear ``C -> 3C``.
+        rq_q: requant of q (scaled by ``head_dim^-0.5``) to the q grid; ``rq_k``, ``rq_v`` likewise.
+        rq_logits: requant of ``(q - z_q)(k - z_k)^T`` to the Shiftmax input grid.
+        x0: ``floor(-1 / S_logits)``; ``n``/``out_bits``: Shiftmax parameters.
+        rq_out: requant of ``P (v - z_v)`` (scale ``2^-(out_bits-1) S_v``) to the proj input grid.
+        proj: integer Linear ``C -> C``.
+    """
+
+    def __init__(
+        self,
+        num_heads: int,
+        qkv: IntLinear,
+        rq_q: Requant,
+        rq_k: Requant,
+        rq_v: Requant,
+        rq_logits: Requant,
+        x0: int,
+        n: int,
+        out_bits: int,
+        rq_out: Requant,
+        proj: IntLinear,
+        division: str = "official",
+        lis: tuple[torch.Tensor, torch.Tensor, int] | None = None,
+    ) -> None:
+        super().__init__()
+        self.num_heads = int(num_heads)
+        self.qkv, self.rq_q, self.rq_k, self.rq_v = qkv, rq_q, rq_k, rq_v
+        self.rq_logits, self.rq_out, self.proj = rq_logits, rq_out, proj
+        self.x0, self.n, self.out_bits = int(x0), int(n), int(out_bits)
+        self.division = _division(division)
+        #: FQ-ViT LIS (arXiv 2111.13824 eqs. 13-16) instead of Shiftmax: ``kernels.exp_tables`` of the exact
+        #: logits (scale ``S_q S_k``; ``rq_logits`` unused) and ``out_bits`` = the log2 code width ``b``
+        self.lis = lis is not None
+        self.exp_hi: torch.Tensor
+        self.exp_lo: torch.Tensor
+        self.register_buffer("exp_hi", None if lis is None else lis[0])
+        self.register_buffer("exp_lo", None if lis is None else lis[1])
+        self.t_max = 0 if lis is None else int(lis[2])
+        self.lis_frac = lis_frac(self.out_bits)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, t, _ = x.shape
+        h = self.num_heads
+        acc = self.qkv(x).reshape(b, t, 3, h, -1).permute(2, 0, 3, 1, 4)
+        q = self.rq_q(acc[0]) - self.rq_q.zero_point
+        k = self.rq_k(acc[1]) - self.rq_k.zero_point
+        v = self.rq_v(acc[2]) - self.rq_v.zero_point
+        if self.lis:
+            logits = q @ k.transpose(-2, -1)
+            dist = logits.amax(dim=-1, keepdim=True) - logits
+            e = table_exp(dist, self.exp_hi, self.exp_lo, self.t_max)
+            codes = lis_codes(e, self.out_bits, -1, "log")
+            # 2^-code = 2^(F - code) / 2^F; codes above F (p < 2^-F, and the underflow code 2^b) count as 0
+            frac = self.lis_frac
+            p = torch.where(codes <= frac, torch.ones_like(codes) << (frac - codes).clamp(min=0), 0)
+        else:
+            logits = self.rq_logits(q @ k.transpose(-2, -1))
+            p = shiftmax_unit(logits, self.x0, n=self.n, out_bits=self.out_bits, division=self.division)
+            if self.recorder.count:
+                self._count_sum(logits)
+        o = (p @ v).transpose(1, 2).reshape(b, t, -1)
+        out: torch.Tensor = self.proj(self.rq_out(o))
+        return out
+
+    def _count_sum(self, logits: torch.Tensor) -> None:
+        from vitq_plugins.ops.shift import shift_exp_unit
+
+        e = shift_exp_unit(logits - logits.amax(dim=-1, keepdim=True), self.x0, self.n, cap=2**31 - 1)
+        self.recorder.counters["softmax_sum"] += int((e.sum(dim=-1) >= 2**31 - 1).sum())
+
+
+class IntMlp(_Recorded):
+    """fc1, requant to the ShiftGELU input grid, ShiftGELU, requant to fc2's input grid, fc2 (accumulator)."""
+
+    def __init__(
+        self,
+        fc1: IntLinear,
+        rq_gelu: Requant,
+        x0: int,
+        n: int,
+        out_bits: int,
+        rq_fc2: Requant | None,
+        fc2: IntLinear,
+        division: str = "official",
+        lut: torch.Tensor | None = None,
+        lut_name: str = "",
+    ) -> None:
+        super().__init__()
+        self.fc1, self.rq_gelu, self.rq_fc2, self.fc2 = fc1, rq_gelu, rq_fc2, fc2
+        self.x0, self.n, self.out_bits = int(x0), int(n), int(out_bits)
+        self.division = _division(division)
+        #: float GELU with a quantized output (``fqvit``): ``rq_gelu`` maps fc1's accumulator to a fine index
+        #: grid (clamped, zero point ``-lo``) and this table gives the output code of every index
+        self.lut: torch.Tensor | None
+        self.register_buffer("lut", None if lut is None else lut.to(torch.uint8))
+        self.lut_name = lut_name
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.lut is not None:
+            codes = self.lut[self.rq_gelu(self.fc1(x))].to(torch.int64)
+            self.recorder.tap(self.lut_name, codes)
+            out_lut: torch.Tensor = self.fc2(codes)
+            return out_lut
+        assert self.rq_fc2 is not None
+        g = self.rq_gelu(self.fc1(x)) - self.rq_gelu.zero_point
+        y = shiftgelu_unit(g, self.x0, n=self.n, out_bits=self.out_bits, division=self.division)
+        out: torch.Tensor = self.fc2(self.rq_fc2(y))
+        return out
+
+
+class IntBlock(_Recorded):
+    """Pre-norm transformer block on the integer residual stream (codes on ``norm1``'s input grid)."""
+
+    def __init__(
+        self,
+        in_grid: QParams,
+        ln1: IntLayerNorm,
+        attn: IntAttention,
+        res1: ResidualAdd,
+        ln2: IntLayerNorm,
+        mlp: IntMlp,
+        res2: ResidualAdd,
+    ) -> None:
+        super().__init__()
+        self.in_grid = in_grid
+        self.ln1, self.attn, self.res1, self.ln2, self.mlp, self.res2 = ln1, attn, res1, ln2, mlp, res2
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x2 = self.res1(self.attn(self.ln1(x)), x)
+        out: torch.Tensor = self.res2(self.mlp(self.ln2(x2)), x2)
+        return out
+
+
+class IntEmbed(_Recorded):
+    """Patch embedding (non-overlapping conv as an integer matmul) + position embedding + class token.
+
+    Args:
+        patch: kernel = stride of the patch conv.
+        proj: integer Linear over flattened ``(C_in, p, p)`` patches.
+        pos_int: int64 ``(N_patches, D)`` position embedding on each channel's accumulator scale.
+        rq: requant of the patch accumulators to the stream grid.
+        cls_codes: int64 ``(D,)`` codes of ``cls_token + pos_embed[0]`` on the stream grid.
+    """
+
+    pos_int: torch.Tensor
+    cls_codes: torch.Tensor
+
+    def __init__(
+        self, patch: int, proj: IntLinear, pos_int: torch.Tensor, rq: Requant, cls_codes: torch.Tensor
+    ) -> None:
+        super().__init__()
+        self.patch = int(patch)
+        self.proj, self.rq = proj, rq
+        self.register_buffer("pos_int", pos_int.to(torch.int64))
+        self.register_buffer("cls_codes", cls_codes.to(torch.int64))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, c, hh, ww = x.shape
+        p = self.patch
+        patches = (
+            x.to(torch.int64)
+            .reshape(b, c, hh // p, p, ww // p, p)
+            .permute(0, 2, 4, 1, 3, 5)
+            .reshape(b, (hh // p) * (ww // p), c * p * p)
+        )
+        tokens = self.rq.raw(self.proj(patches) + self.pos_int) + self.rq.zero_point
+        tokens = tokens.clamp(self.rq.qmin, self.rq.qmax)
+        cls = self.cls_codes.reshape(1, 1, -1).expand(b, 1, -1)
+        out = torch.cat([cls, tokens], dim=1)
+        self.recorder.tap(self.rq.out.name, out)
+        return out
+
+
+class IntHead(_Recorded):
+    """Optional requant of the stream to the final norm's grid, I-LayerNorm of the class token, classifier.
+
+    Returns int32 logits on the grid ``out_scale`` (the coarsest per-class accumulator scale).
+    """
+
+    def __init__(
+        self, pre: Requant | None, pre_zero_point: int, ln: IntLayerNorm, head: IntLinear, rq_out: Requant
+    ) -> None:
+        super().__init__()
+        self.pre = pre
+        self.pre_zero_point = int(pre_zero_point)
+        self.ln, self.head, self.rq_out = ln, head, rq_out
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.pre is not None:
+            x = self.pre(x - self.pre_zero_point)
+        logits: torch.Tensor = self.rq_out(self.head(self.ln(x[:, 0])))
+        return logits.to(torch.int32)
