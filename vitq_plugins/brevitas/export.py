@@ -56,7 +56,7 @@ QCDQ_OPSET = 17
 def _log2_torch(x: torch.Tensor, bits: int) -> torch.Tensor:
     """``ops.lis.log2_quant``'s dequantized value written with traceable ops (no value checks)."""
     code = torch.round(-torch.log2(x.clamp(0.0, 1.0)))
-    return torch.where(code >= float(2**bits), torch.zeros_like(x), torch.pow(2.0, -code.clamp(min=0.0)))
+    return torch.where(code >= float(2**bits), 0.0, torch.pow(2.0, -code.clamp(min=0.0)))
 
 
 class _Log2Fn(torch.autograd.Function):

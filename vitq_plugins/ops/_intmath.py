@@ -94,6 +94,8 @@ def saturating_shl(v: torch.Tensor, shift: torch.Tensor, cap: int) -> torch.Tens
         int64 tensor with the broadcast shape.
     """
     s = shift.clamp(min=0, max=62)
-    fits = (v <= (torch.full_like(s, cap) >> s)) & ((shift <= 62) | (v == 0))
-    shifted = torch.where(fits, v, torch.zeros_like(v)) << s
-    return torch.where(fits, torch.minimum(shifted, torch.full_like(shifted, cap)), torch.full_like(v, cap))
+    # scalars, not full_like tensors: a traced ONNX graph would otherwise store each as a constant of the
+    # activation's shape (hundreds of MB for an I-ViT model)
+    fits = (v <= (torch.tensor(cap, dtype=torch.int64, device=v.device) >> s)) & ((shift <= 62) | (v == 0))
+    shifted = torch.where(fits, v, 0) << s
+    return torch.where(fits, shifted.clamp(max=cap), cap)

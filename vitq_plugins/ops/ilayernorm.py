@@ -78,7 +78,7 @@ def isqrt_newton(
     k = k - (k > torch.div(vv, k, rounding_mode="floor")).to(torch.int64)
     k1 = k + 1
     k = k + (k1 <= torch.div(vv, k1, rounding_mode="floor")).to(torch.int64)
-    return torch.where(v == 0, torch.zeros_like(k), k)
+    return torch.where(v == 0, 0, k)
 
 
 def round_div_half_even(num: torch.Tensor, den: int) -> torch.Tensor:
@@ -166,7 +166,7 @@ def i_layernorm(
         std = isqrt_newton(var, sqrt_iters, init="official")
     else:
         raise ValueError(f"sqrt_mode must be 'exact' or 'official', got {sqrt_mode!r}")
-    factor = torch.div(torch.full_like(std, _INT31_MAX), std.clamp(min=1), rounding_mode="floor")
+    factor = torch.div(torch.tensor(_INT31_MAX, device=std.device), std.clamp(min=1), rounding_mode="floor")
     y = torch.div(y * factor, 2, rounding_mode="floor")  # == >> 1; floor div exports exactly to ONNX
     norm_scale = math.sqrt(c) / 2**30
 

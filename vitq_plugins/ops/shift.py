@@ -138,7 +138,7 @@ def shift_exp_unit(x_int: torch.Tensor, x0: int, n: int = 15, *, cap: int = 2**6
         r = torch.remainder(x, x0)  # in (I0, 0], the sign of the divisor
         sh = (x - r).div_(x0, rounding_mode="floor").neg_().add_(n)
         return r.sub_(2 * x0).bitwise_left_shift_(sh).bitwise_right_shift_(1)
-    x = torch.maximum(x, torch.full_like(x, n * x0))
+    x = x.clamp(min=n * x0)
     q = torch.div(x, x0, rounding_mode="floor")
     r = x - x0 * q
     base = r - 2 * x0
