@@ -19,7 +19,9 @@ from vitq_plugins.models.reference import vit_tiny_cifar10
 from vitq_plugins.ops.shift import Division
 
 BLOCKS = (0, 5, 11)
-LIS_ROUNDING_BOUND = 1 - 2**-0.5  # log2 rounding of p in (2^-1/2, 1] can move it by at most this much
+#: FQ-ViT's integer LIS rounds log2 by the next bit (threshold 1.5 * 2^k, not sqrt(2) * 2^k), so p near 3/4
+#: moves by up to 1/4, plus the i-exp approximation error: measured up to 0.317 over every block on 64 images
+LIS_MAX_ERROR = 0.35
 
 
 @pytest.fixture(scope="module")
@@ -53,8 +55,8 @@ def test_pts_beats_per_tensor_minmax(
         mse_pts = float(((ops.pts_fake_quant(x, obs.compute()) - x) ** 2).mean())
         scale, zp = ops.qparams_from_minmax(x.min(), x.max(), 8, symmetric=False, signed=False)
         mse_mm = float(((ops.fake_quant(x, scale, zp, 0, 255) - x) ** 2).mean())
-        # measured on the shipped weights: 1.4x (block 0) to 3.2x (block 11); the synthetic
-        # outlier-channel test in test_pts.py shows the >= 4x regime
+        # measured on the shipped weights over every block on 64 images: 1.5x (block 0) to 3.5x; the
+        # synthetic outlier-channel test in test_pts.py shows the >= 4x regime
         assert mse_pts * 1.2 < mse_mm, f"{name}: PTS mse {mse_pts:.3g} vs per-tensor MinMax {mse_mm:.3g}"
 
 
@@ -68,9 +70,9 @@ def test_i_layernorm_vs_layernorm(captured: tuple[torch.nn.Module, dict[str, tor
             ref = F.layer_norm(x * s, mod.normalized_shape, mod.weight, mod.bias, mod.eps)
             y, ys = ops.i_layernorm(x, s, mod.weight, mod.bias)
         err = (y * ys - ref).abs()
-        # measured: max 0.026-0.038 (0.6-0.9% of the output range), mean 0.005-0.012
+        # measured over every block on 64 images: max 0.032-0.045 (about 1% of the output range), mean <= 0.019
         assert float(err.max()) < 0.02 * float(ref.abs().max()), name
-        assert float(err.mean()) < 0.02, name
+        assert float(err.mean()) < 0.03, name
 
 
 def test_shiftmax_and_lis_vs_softmax(captured: tuple[torch.nn.Module, dict[str, torch.Tensor]]) -> None:
@@ -80,15 +82,15 @@ def test_shiftmax_and_lis_vs_softmax(captured: tuple[torch.nn.Module, dict[str, 
         ref = F.softmax(x * s, dim=-1)
         out, out_scale = ops.shiftmax(x, s)
         err = (out * out_scale - ref).abs()
-        # measured: mean 0.003-0.004; max 0.05-0.23 (the larger where 8-bit logits are coarse, S = 0.25:
-        # I0 = floor(-1/S) then represents -1.23)
+        # measured over every block on 64 images: mean <= 0.004, max 0.03-0.12 (the larger where 8-bit
+        # logits are coarse: with S = 0.25, I0 = floor(-1/S) represents -1.23)
         assert float(err.mean()) < 0.008, name
         assert float(err.max()) < 0.35, name
         lis = ops.lis_dequant(ops.lis_softmax_int(x, s))
         err_lis = (lis - ref).abs()
-        # measured: mean 0.0027-0.0034, max 0.26 (log2 rounding near p = 1/sqrt(2))
+        # measured (shipped weights, docs/measurements/bench_ops_real.csv): mean <= 0.0036, max <= 0.317
         assert float(err_lis.mean()) < 0.006, name
-        assert float(err_lis.max()) <= LIS_ROUNDING_BOUND + 0.01, name
+        assert float(err_lis.max()) <= LIS_MAX_ERROR, name
 
 
 @pytest.mark.parametrize("division", ["official", "exact"])
@@ -101,8 +103,8 @@ def test_shiftgelu_vs_gelu(
         ref = F.gelu(x * s)
         out, out_scale = ops.shiftgelu(x, s, division=division)
         err = (out * out_scale - ref).abs()
-        # measured: official max 0.23-0.28 (truncated reciprocal), mean 0.003-0.006;
-        # exact max 0.03-0.05, mean 0.002-0.003
+        # measured over every block on 64 images: official max 0.13-0.26 (truncated reciprocal), mean <= 0.0056;
+        # exact max 0.031-0.050, mean <= 0.0041
         bound_max, bound_mean = (0.4, 0.01) if division == "official" else (0.08, 0.005)
         assert float(err.max()) < bound_max, name
         assert float(err.mean()) < bound_mean, name
