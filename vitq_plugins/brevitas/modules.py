@@ -126,13 +126,29 @@ def _untraced() -> Iterator[None]:
         )
 
 
+@contextlib.contextmanager
+def _kernel_input(quantizer: str) -> Iterator[None]:
+    """Turn an integer kernel's refusal of its calibrated input (e.g. a scale > 1 from too few bits) into a
+    :class:`VitqError` that says what to change."""
+    try:
+        yield
+    except ValueError as exc:
+        raise VitqError(
+            f"quantizer {quantizer!r} cannot run on its calibrated input: {exc}; its input scale comes from "
+            "the activation bits of the layer before it, so give that site more bits (a_bits/attn_bits) or "
+            "use another quantizer here"
+        ) from None
+
+
 def _shiftmax_float(x_int: torch.Tensor, scale: torch.Tensor, n: int, out_bits: int) -> torch.Tensor:
-    y, s = _shift.shiftmax(x_int, scale, n=n, out_bits=out_bits, dim=-1)
+    with _kernel_input("shiftmax"):
+        y, s = _shift.shiftmax(x_int, scale, n=n, out_bits=out_bits, dim=-1)
     return y.to(torch.float32) * s
 
 
 def _shiftgelu_float(x_int: torch.Tensor, scale: torch.Tensor, n: int, out_bits: int) -> torch.Tensor:
-    y, s = _shift.shiftgelu(x_int, scale, n=n, out_bits=out_bits)
+    with _kernel_input("shiftgelu"):
+        y, s = _shift.shiftgelu(x_int, scale, n=n, out_bits=out_bits)
     return y.to(torch.float32) * s
 
 

@@ -251,3 +251,18 @@ def test_calibration_progress_timing_and_bounded_memory(
         assert tq._observer is None  # observers are freed after freezing
     err = capsys.readouterr().err
     assert "calibrate" in err
+
+
+def test_integer_kernel_refusing_its_input_scale_is_a_clear_error() -> None:
+    """4-bit logits give a scale > 1 that Shiftmax cannot use: a VitqError that says to add bits."""
+    from vitq_plugins.brevitas.modules import _shiftgelu_float
+    from vitq_plugins.brevitas.modules import _shiftmax_float
+    from vitq_plugins.core.errors import VitqError
+
+    x = torch.tensor([[1, -2, 3]])
+    with pytest.raises(
+        VitqError, match=r"'shiftmax' cannot run on its calibrated input: scale must be <= 1.*more bits"
+    ):
+        _shiftmax_float(x, torch.tensor(1.19), 15, 8)
+    with pytest.raises(VitqError, match=r"'shiftgelu' cannot run on its calibrated input"):
+        _shiftgelu_float(x, torch.tensor(1.19), 23, 8)
