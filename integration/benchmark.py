@@ -677,31 +677,13 @@ class Bench:
             qcdq[bs] = _ort_session(path, threads, qcdq=True)
         t_ex = time.perf_counter() - t0
         big = max(SPEED_BATCHES)
-        res = evaluate(
-            _AsModule(_ort_runner(qcdq[big], big)), self.eval_loader, self.fp_eval.logits, progress=False
+        self._qcdq_row(
+            (recipe, w, a, attn),
+            qcdq[big],
+            self.tmp / f"vitq_qcdq_b{big}.onnx",
+            t0,
+            f"quantize + two exports took {t_ex:.1f} s",
         )
-        self.rows.append(
-            _row(
-                "baseline",
-                f"vitq {recipe} W{w}A{a} attn{attn} [brevitas] QCDQ export in ORT",
-                recipe=recipe,
-                backend="brevitas->onnxruntime",
-                w_bits=w,
-                a_bits=a,
-                attn_bits=attn,
-                top1=res.top1,
-                top1_drop=self.fp_eval.top1 - res.top1,
-                agreement=res.agreement,
-                kl=res.kl,
-                size_mb=onnx_weight_mb(self.tmp / f"vitq_qcdq_b{big}.onnx"),
-                eval_s=res.seconds,
-                wall_s=time.perf_counter() - t0,
-                n_eval=res.n,
-                n_calib=self.calib_loader.num_images,
-                reason=f"quantize + two exports took {t_ex:.1f} s",
-            )
-        )
-        self.log(f"  vitq QCDQ in ORT: top-1 {res.top1:.4f} agree {res.agreement:.4f}")
         if not self.args.quick:
             for extra in QCDQ_EXTRA_CFGS:
                 self._qcdq_accuracy(brev, extra, example, threads)
@@ -745,7 +727,6 @@ class Bench:
         """Quantize ``cfg_t`` with Brevitas, export QCDQ and evaluate the file in ONNX Runtime (a reason row
         when the export fails)."""
         from vitq_plugins.config import QuantConfig
-        from vitq_plugins.evaluation.evaluate import evaluate
 
         recipe, w, a, attn = cfg_t
         name = f"vitq {recipe} W{w}A{a} attn{attn} [brevitas] QCDQ export in ORT"
@@ -776,13 +757,25 @@ class Bench:
                 )
             )
             return
+        self._qcdq_row(
+            cfg_t, sess, path, t0, "the paper's recipe exported to standard ONNX and run by ONNX Runtime"
+        )
+
+    def _qcdq_row(
+        self, cfg_t: tuple[str, int, int, int], sess: Any, path: Path, t0: float, reason: str
+    ) -> None:
+        """Evaluate an ORT session of a vitq QCDQ file on the evaluation images; add its baseline row."""
+        from vitq_plugins.evaluation.evaluate import evaluate
+
+        recipe, w, a, attn = cfg_t
+        big = max(SPEED_BATCHES)
         res = evaluate(
             _AsModule(_ort_runner(sess, big)), self.eval_loader, self.fp_eval.logits, progress=False
         )
         self.rows.append(
             _row(
                 "baseline",
-                name,
+                f"vitq {recipe} W{w}A{a} attn{attn} [brevitas] QCDQ export in ORT",
                 recipe=recipe,
                 backend="brevitas->onnxruntime",
                 w_bits=w,
@@ -797,7 +790,7 @@ class Bench:
                 wall_s=time.perf_counter() - t0,
                 n_eval=res.n,
                 n_calib=self.calib_loader.num_images,
-                reason="the paper's recipe exported to standard ONNX and run by ONNX Runtime",
+                reason=reason,
             )
         )
         self.log(f"  vitq {recipe} QCDQ in ORT: top-1 {res.top1:.4f} agree {res.agreement:.4f}")
