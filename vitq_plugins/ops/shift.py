@@ -92,10 +92,15 @@ def shift_exp(
     check_bits(n, lo=0, hi=62, what="n")
     if not 0 < cap <= 2**62:
         raise ValueError(f"cap must be in (0, 2^62], got {cap}")
+    return shift_exp_unit(x_int, _checked_unit(scale), n, cap=cap), _scalar_scale(scale) / 2.0**n
+
+
+def _checked_unit(scale: torch.Tensor | float) -> int:
+    """``exp_unit`` of a per-tensor scale, refusing ``S > 1`` (``I0`` could not represent -1)."""
     s = _scalar_scale(scale)
     if s > 1.0:
         raise ValueError(f"scale must be <= 1 so that I0 = floor(-1/scale) represents -1, got {s}")
-    return shift_exp_unit(x_int, exp_unit(s), n, cap=cap), s / 2.0**n
+    return exp_unit(s)
 
 
 def exp_unit(scale: float) -> int:
@@ -194,11 +199,9 @@ def shiftmax(
     check_int_tensor(x_int, "x_int")
     check_nonempty(x_int, "x_int")
     check_bits(out_bits, lo=2, hi=31, what="out_bits")
-    x = x_int.to(torch.int64)
-    x = x - x.amax(dim=dim, keepdim=True)
-    exp_int, _ = shift_exp(x, scale, n, cap=_INT31_MAX)
-    total = exp_int.sum(dim=dim, keepdim=True)
-    return _normalise(exp_int, total, out_bits, division), 2.0 ** -(out_bits - 1)
+    x0 = _checked_unit(scale)
+    out = shiftmax_unit(x_int, x0, n=n, out_bits=out_bits, dim=dim, division=division)
+    return out, 2.0 ** -(out_bits - 1)
 
 
 def shiftgelu(
@@ -240,17 +243,9 @@ def shiftgelu(
     lo, hi = torch.aminmax(x)  # one pass, no temporary (an abs() pass cost as much as the GELU)
     if int(lo) <= -(2**31) or int(hi) >= 2**31:
         raise ValueError(f"|x_int| must be < 2^31, got max {max(-int(lo), int(hi))}")
-    s_sig = s * GELU_SIGMOID_FACTOR
-    if stabilizer == "row_max":
-        x_max = x.amax(dim=-1, keepdim=True)
-    elif stabilizer == "element":
-        x_max = x.clamp(min=0)
-    else:
-        raise ValueError(f"stabilizer must be 'row_max' or 'element', got {stabilizer!r}")
-    exp_int, _ = shift_exp(x - x_max, s_sig, n, cap=_INT31_MAX)
-    exp_max, _ = shift_exp(-x_max, s_sig, n, cap=_INT31_MAX)
-    sigma = _normalise(exp_int, exp_int + exp_max, out_bits, division)
-    return x * sigma, s / 2.0 ** (out_bits - 1)
+    x0 = _checked_unit(s * GELU_SIGMOID_FACTOR)
+    out = shiftgelu_unit(x, x0, n=n, out_bits=out_bits, stabilizer=stabilizer, division=division)
+    return out, s / 2.0 ** (out_bits - 1)
 
 
 def shiftmax_unit(
