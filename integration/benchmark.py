@@ -858,9 +858,12 @@ def expected_names(plan: Plan, mp_recipe: str) -> list[str]:
     return names
 
 
-def check(rows: Sequence[dict[str, Any]], plan: Plan, mp_recipe: str) -> list[str]:
+def check(rows: Sequence[dict[str, Any]], plan: Plan, mp_recipe: str, *, timing: bool = True) -> list[str]:
     """Sanity problems (empty when fine): missing rows, quantized top-1 above FP beyond noise, our QCDQ int8 export not
-    faster than ORT fp32 at batch 1."""
+    faster than ORT fp32 at batch 1.
+
+    ``timing=False`` keeps the speed rows' presence check but drops the faster-than rule: unit tests on a shared CI
+    machine must not fail on wall-clock noise (a loaded run measured QCDQ 5.29 ms vs fp32 4.70 ms once)."""
     problems: list[str] = []
     by_name = {r["name"]: r for r in rows if r["section"] in ("accuracy", "mixed")}
     for name in expected_names(plan, mp_recipe):
@@ -888,7 +891,9 @@ def check(rows: Sequence[dict[str, Any]], plan: Plan, mp_recipe: str) -> list[st
         missing = [e for e in ENGINES if e not in at]
         if missing:
             problems.append(f"speed rows missing at batch {small}: {missing}")
-        elif at[QCDQ_ENGINE] >= at[ORT_FP32]:
+        elif any(not (math.isfinite(v) and v > 0) for v in at.values()):
+            problems.append(f"speed rows at batch {small} are not positive finite times: {at}")
+        elif timing and at[QCDQ_ENGINE] >= at[ORT_FP32]:
             # our export is the int8 model users deploy; at batch 1 (latency) it has a wide margin (1.64x at
             # 2 threads, 1.69x at 1 thread); at batch 8 with 2 threads the margin shrinks to 1.07x, within the
             # noise of a loaded CI machine, and ORT's quantize_static was slower than fp32 there (0.56x)

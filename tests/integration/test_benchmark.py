@@ -99,12 +99,8 @@ def test_quick_sanity(bench: ModuleType, quick_run: dict[str, Any]) -> None:
     # the W8A8 uniform configs that every backend supports really work
     ok = {r["name"] for r in rows if r["status"] == "ok"}
     assert {f"{r} W8A8 attn4 [{b}]" for r in ("minmax", "fqvit") for b in ("brevitas", "fx")} <= ok
-    one = min(bench.SPEED_BATCHES)
-    ms = {r["name"]: r["median_ms"] for r in rows if r["section"] == "speed" and r["batch"] == one}
-    assert (
-        ms[bench.QCDQ_ENGINE] < ms[bench.ORT_FP32]
-    )  # int8 in ORT (our QCDQ export) beats ORT fp32 at batch 1
-    assert bench.check(rows, plan, "minmax") == []
+    # wall-clock ratios belong to the benchmark run (docs/RESULTS.md), not to a unit test on a shared machine
+    assert bench.check(rows, plan, "minmax", timing=False) == []
     assert quick_run["rc"] == 0
 
 
@@ -129,3 +125,22 @@ def test_check_flags_missing_rows_and_top1_above_fp(bench: ModuleType) -> None:
     assert any("above FP" in p for p in problems)
     assert any("missing row" in p for p in problems)
     assert any("speed rows missing" in p for p in problems)
+
+
+def test_check_timing_rule_only_when_asked(bench: ModuleType) -> None:
+    plan = bench.make_plan(bench.build_parser().parse_args(["--quick", "--mp-bits", ""]))
+    rows = [
+        bench._row("accuracy", n, top1=0.5, agreement=1.0, n_eval=1000)
+        for n in bench.expected_names(plan, "minmax")
+    ]
+    slow = {bench.QCDQ_ENGINE: 3.0, bench.ORT_FP32: 2.0}
+    speed = [
+        bench._row("speed", e, batch=b, median_ms=slow.get(e, 1.0))
+        for e in bench.ENGINES
+        for b in bench.SPEED_BATCHES
+    ]
+    assert any("not faster" in p for p in bench.check(rows + speed, plan, "minmax"))
+    assert bench.check(rows + speed, plan, "minmax", timing=False) == []
+    one = min(bench.SPEED_BATCHES)
+    next(r for r in speed if r["batch"] == one)["median_ms"] = float("nan")
+    assert any("positive finite" in p for p in bench.check(rows + speed, plan, "minmax", timing=False))
