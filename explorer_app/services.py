@@ -10,7 +10,7 @@
   disk cache), search: :func:`vitq_plugins.search.run_search` and ``to_quant_config`` (``vitq search``);
 * LayerNorm input ranges: :class:`vitq_plugins.ops.PTSObserver` on forward pre-hooks (the only helper
   here that is not a library function: the library has no "collect LayerNorm inputs" call);
-* export: :func:`run_quantize` with ``export="qonnx"|"qcdq"`` (``vitq quantize --export``).
+* export: :func:`run_quantize` with ``export="qonnx"|"qcdq"|"int-onnx"`` (``vitq quantize --export``).
 
 Heavy calls take :data:`HEAVY_LOCK`, so two sessions never run two quantizations at once on 2 cores.
 """
@@ -487,7 +487,8 @@ def _run_quantize(settings: Settings, fp: FPModel, cfg: QuantConfig, **extra: An
 
 # --- export and provenance ------------------------------------------------------------------------
 def export_model(settings: Settings, fp: FPModel, cfg: QuantConfig, fmt: str) -> tuple[bytes, dict[str, Any]]:
-    """Quantize ``cfg`` and export it as ``fmt`` (``qonnx``/``qcdq``) with ``run_quantize``; the file's bytes.
+    """Quantize ``cfg`` and export it as ``fmt`` (``qonnx``/``qcdq``/``int-onnx``) with ``run_quantize``; the
+    file's bytes.
 
     Raises:
         VitqError: the backend cannot export ``fmt``, or the export failed.

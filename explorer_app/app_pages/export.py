@@ -1,4 +1,4 @@
-"""Export: the current config JSON, the results CSV with provenance, QONNX and QCDQ ONNX files."""
+"""Export: the current config JSON, the results CSV with provenance, QONNX, QCDQ and integer-only ONNX files."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from explorer_app.layer_table import config_summary
 from explorer_app.results import results_csv
 from explorer_app.results import results_frame
 
-FORMATS: dict[str, str] = {"qonnx": "QONNX", "qcdq": "QCDQ ONNX"}
+FORMATS: dict[str, str] = {"qonnx": "QONNX", "qcdq": "QCDQ ONNX", "int-onnx": "integer-only ONNX"}
 
 
 def _slug(text: str) -> str:
@@ -74,11 +74,14 @@ def page() -> None:
     st.subheader("ONNX")
     formats = _export_formats(s.backend)
     if not formats:
-        st.info(f"Backend {s.backend!r} exports no QONNX/QCDQ; pick the brevitas backend on Model & data.")
+        st.info(f"Backend {s.backend!r} exports no ONNX; pick the brevitas backend on Model & data.")
         return
     st.caption(
         "Quantizes and calibrates the current config, evaluates it and exports the calibrated model "
-        "(`vitq quantize --export`). Open the file in Netron to inspect it."
+        "(`vitq quantize --export`). Open the file in Netron to inspect it. Integer-only ONNX (uint8 input "
+        "codes to int32 logits: MatMulInteger, integer Shiftmax/ShiftGELU/I-LayerNorm, dyadic requantization) "
+        "exists for the ivit recipe on both backends and fqvit on brevitas; other recipes get a message "
+        "naming the op that stays float."
     )
     exports = st.session_state[state.EXPORTS]
     cols = st.columns(len(formats))

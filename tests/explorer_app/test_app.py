@@ -146,3 +146,26 @@ def test_errors_are_messages_with_what_to_do(app_env: dict[str, str]) -> None:
     at.button(key="bulk_apply").click().run()
     assert not at.exception
     assert "not a valid regex" in at.error[0].value
+
+
+@pytest.mark.parametrize(("recipe", "ok"), [("ivit", True), ("minmax", False)])
+def test_export_integer_onnx(app_env: dict[str, str], recipe: str, ok: bool) -> None:
+    from dataclasses import replace
+
+    at = _app().run()
+    at.session_state["settings"] = replace(at.session_state["settings"], recipe=recipe, attn_bits=8)
+    at.switch_page("app_pages/export.py").run()
+    _ok(at, "export page")
+    at.button(key="build_int-onnx").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    if ok:
+        _ok(at, "int-onnx")
+        (data,) = at.session_state["exports"].values()
+        onnx = pytest.importorskip("onnx")
+        ops = {n.op_type for n in onnx.load_from_string(data).graph.node}
+        assert "MatMulInteger" in ops and not ops & {"MatMul", "Softmax", "LayerNormalization", "Erf"}
+        assert len(at.get("download_button")) == 2  # config JSON and the integer ONNX (no results CSV yet)
+    else:  # a message naming the op that stays float, no traceback, no file
+        assert len(at.error) == 1 and "no integer form" in at.error[0].value, [e.value for e in at.error]
+        assert "LayerNorm" in at.error[0].value
+        assert not at.session_state["exports"]

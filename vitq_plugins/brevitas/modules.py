@@ -140,23 +140,29 @@ def _kernel_input(quantizer: str) -> Iterator[None]:
         ) from None
 
 
+def _out_dtype(like: torch.Tensor) -> torch.dtype:
+    """float64 in a float64 model (an exact evaluation, see ``intexec.reference``), float32 otherwise."""
+    return torch.float64 if like.dtype == torch.float64 else torch.float32
+
+
 def _shiftmax_float(x_int: torch.Tensor, scale: torch.Tensor, n: int, out_bits: int) -> torch.Tensor:
     with _kernel_input("shiftmax"):
         y, s = _shift.shiftmax(x_int, scale, n=n, out_bits=out_bits, dim=-1)
-    return y.to(torch.float32) * s
+    return y.to(_out_dtype(scale)) * s
 
 
 def _shiftgelu_float(x_int: torch.Tensor, scale: torch.Tensor, n: int, out_bits: int) -> torch.Tensor:
     with _kernel_input("shiftgelu"):
         y, s = _shift.shiftgelu(x_int, scale, n=n, out_bits=out_bits)
-    return y.to(torch.float32) * s
+    return y.to(_out_dtype(scale)) * s
 
 
 def _ilayernorm_float(
     x_int: torch.Tensor, scale: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor
 ) -> torch.Tensor:
     y, s = _iln.i_layernorm(x_int, scale, weight, bias)
-    return y.to(torch.float32) * s
+    dt = _out_dtype(weight)
+    return y.to(dt) * s.to(dt)
 
 
 class _ShiftmaxFn(torch.autograd.Function):

@@ -105,12 +105,43 @@ class FxBackend:
         return dict(prep.applied)
 
     def export(self, qmodel: nn.Module, fmt: str, path: Path, example_input: torch.Tensor) -> Path:
-        """FX-converted models have no ONNX path (quantized CPU kernels do not export).
+        """Export to ``"int-onnx"``: the integer program of :mod:`vitq_plugins.intexec` (recipe ``ivit``;
+        uint8 input codes -> int32 logits, :func:`~vitq_plugins.intexec.convert_fx.convert_fx`).
 
         Raises:
-            VitqError: always, naming the requested format.
+            VitqError: another format (quantized CPU kernels do not export to QONNX/QCDQ), or a model without
+                an integer form (the message names the node).
         """
-        raise VitqError(f"fx backend exports no ONNX (requested {fmt!r}); use --backend brevitas")
+        if fmt == "int-onnx":
+            from vitq_plugins.intexec.convert_fx import convert_fx
+            from vitq_plugins.intexec.onnx_export import export_int_onnx
+
+            return export_int_onnx(convert_fx(qmodel), Path(path), example_input)
+        raise VitqError(
+            f"fx backend exports no {fmt!r} ONNX (only 'int-onnx', recipe ivit); use --backend brevitas"
+        )
+
+    def check_export(self, model: nn.Module, config: QuantConfig, fmt: str) -> None:
+        """Fail before any work if ``fmt`` cannot be produced for ``config`` (``int-onnx``: a node stays float).
+
+        Raises:
+            VitqError: a format other than ``int-onnx``, or the first node without an integer form.
+        """
+        if fmt == "none":
+            return
+        if fmt != "int-onnx":
+            raise VitqError(
+                f"fx backend exports no {fmt!r} ONNX (only 'int-onnx', recipe ivit); use --backend brevitas"
+            )
+        from vitq_plugins.intexec.convert_fx import fx_float_ops_left
+
+        prep = q.prepare(model, config, example_input(model), host=get_host())
+        problems = fx_float_ops_left(prep.model)
+        if problems:
+            raise VitqError(
+                f"--export int-onnx: recipe {config.recipe!r} has no integer form: {problems[0]}"
+                f"{f' (and {len(problems) - 1} more)' if len(problems) > 1 else ''}"
+            )
 
     def info(self) -> dict[str, Any]:
         """Versions and capabilities."""
@@ -121,7 +152,7 @@ class FxBackend:
             "torch": torch.__version__,
             "engine": "x86",
             "engines": engines,
-            "export_formats": ["none"],
+            "export_formats": ["int-onnx"],
             "api": "torch.ao.quantization.quantize_fx (deprecated, pytorch/ao#2259)",
         }
 

@@ -5,8 +5,11 @@ LIS eqs. 13-16).
 * :func:`convert_brevitas` turns a calibrated Brevitas ``ivit`` or ``fqvit`` model into an
   :class:`IntExecutor` (int8 weights, int32 biases, dyadic multipliers; integer kernels from
   :mod:`vitq_plugins.ops`); :func:`float_ops_left` names the ops of other recipes that stay float;
+* :func:`convert_fx` does the same for a torch.ao FX-converted ``ivit`` model (``--backend fx``), rounding
+  at every grid the quantized graph rounds at; :func:`fx_float_ops_left` names its nodes without an integer form;
 * :class:`FloatOpGuard` / :func:`run_integer_only` prove no floating-point op runs inside it;
-* :func:`agreement_report` compares it with the fake-quant model;
+* :func:`agreement_report` compares it with the fake-quant model, and :func:`float64_reference` gives
+  that model's exact (float64) evaluation, free of float32 rounding ties;
 * :func:`export_int_onnx` writes it as an ONNX graph of integer ops, equal to the executor bit for bit.
 """
 
@@ -14,12 +17,15 @@ from __future__ import annotations
 
 from vitq_plugins.intexec.convert import convert_brevitas
 from vitq_plugins.intexec.convert import float_ops_left
+from vitq_plugins.intexec.convert_fx import convert_fx
+from vitq_plugins.intexec.convert_fx import fx_float_ops_left
 from vitq_plugins.intexec.executor import IntExecutor
 from vitq_plugins.intexec.guard import FloatOpError
 from vitq_plugins.intexec.guard import FloatOpGuard
 from vitq_plugins.intexec.guard import OpRecord
 from vitq_plugins.intexec.guard import run_integer_only
 from vitq_plugins.intexec.onnx_export import export_int_onnx
+from vitq_plugins.intexec.reference import float64_reference
 from vitq_plugins.intexec.report import AgreementReport
 from vitq_plugins.intexec.report import agreement_report
 from vitq_plugins.intexec.requant import QParams
@@ -34,8 +40,11 @@ __all__ = [
     "QParams",
     "Requant",
     "agreement_report",
+    "float64_reference",
     "convert_brevitas",
+    "convert_fx",
     "export_int_onnx",
     "float_ops_left",
+    "fx_float_ops_left",
     "run_integer_only",
 ]

@@ -40,7 +40,7 @@ __all__ = [
 ]
 
 #: fraction bits kept by each residual term before the final rounding of the sum
-RESIDUAL_EXTRA_BITS = 16
+RESIDUAL_EXTRA_BITS = 24
 
 
 def _division(name: str) -> Division:
@@ -311,16 +311,27 @@ class IntEmbed(_Recorded):
         pos_int: int64 ``(N_patches, D)`` position embedding on each channel's accumulator scale.
         rq: requant of the patch accumulators to the stream grid.
         cls_codes: int64 ``(D,)`` codes of ``cls_token + pos_embed[0]`` on the stream grid.
+        pos_bits: ``0``: ``pos_int`` is on the accumulator scale and added before ``rq``. ``K > 0`` (torch.ao
+            FX, where the conv output is rounded to its own grid first and the position embedding is added in
+            float): ``rq`` maps the accumulator (through its ``pre`` grid) to ``S_stream / 2^K`` unrounded to
+            the stream grid, ``pos_int`` is on that scale too, and the sum is rounded once by ``K`` bits.
     """
 
     pos_int: torch.Tensor
     cls_codes: torch.Tensor
 
     def __init__(
-        self, patch: int, proj: IntLinear, pos_int: torch.Tensor, rq: Requant, cls_codes: torch.Tensor
+        self,
+        patch: int,
+        proj: IntLinear,
+        pos_int: torch.Tensor,
+        rq: Requant,
+        cls_codes: torch.Tensor,
+        pos_bits: int = 0,
     ) -> None:
         super().__init__()
         self.patch = int(patch)
+        self.pos_bits = int(pos_bits)
         self.proj, self.rq = proj, rq
         self.register_buffer("pos_int", pos_int.to(torch.int64))
         self.register_buffer("cls_codes", cls_codes.to(torch.int64))
@@ -334,7 +345,11 @@ class IntEmbed(_Recorded):
             .permute(0, 2, 4, 1, 3, 5)
             .reshape(b, (hh // p) * (ww // p), c * p * p)
         )
-        tokens = self.rq.raw(self.proj(patches) + self.pos_int) + self.rq.zero_point
+        if self.pos_bits:
+            fine = self.rq.raw(self.proj(patches)) + self.pos_int
+            tokens = round_shift(fine, self.pos_bits, "half_up") + self.rq.zero_point
+        else:
+            tokens = self.rq.raw(self.proj(patches) + self.pos_int) + self.rq.zero_point
         tokens = tokens.clamp(self.rq.qmin, self.rq.qmax)
         cls = self.cls_codes.reshape(1, 1, -1).expand(b, 1, -1)
         out = torch.cat([cls, tokens], dim=1)

@@ -126,6 +126,8 @@ class _Graph:
 
 
 def _requant_raw(g: _Graph, x: str, rq: Requant) -> str:
+    if rq.pre is not None:  # a chain of grids: the earlier requant's codes minus its zero point
+        x = g.op("Sub", _requant(g, x, rq.pre), g.const(rq.pre.zero_point))
     prod = g.op("Add", g.op("Mul", x, g.const(rq.mantissa)), g.const(rq.offset))
     bound = (rq.max_input + 1) * int(rq.mantissa.max()) + int(rq.offset.abs().max())
     if bound < _BIAS:
@@ -365,10 +367,13 @@ def build_int_onnx(executor: IntExecutor, input_shape: tuple[int, int, int]) -> 
     acc = g.op(
         "MatMulInteger", patches, g.const(lin.weight_t, np.int8), g.const(int(lin.inp.zero_point), np.uint8)
     )
-    acc = g.op("Add", g.op("Add", g.cast(acc, TensorProto.INT64), g.const(lin.bias)), g.const(em.pos_int))
-    tokens = g.clamp(
-        g.op("Add", _requant_raw(g, acc, em.rq), g.const(em.rq.zero_point)), em.rq.qmin, em.rq.qmax
-    )
+    acc = g.op("Add", g.cast(acc, TensorProto.INT64), g.const(lin.bias))
+    if em.pos_bits:  # position embedding added on the fine stream scale, then one rounding (IntEmbed)
+        fine = g.op("Add", _requant_raw(g, acc, em.rq), g.const(em.pos_int))
+        raw = g.shr(g.op("Add", fine, g.const(1 << (em.pos_bits - 1))), em.pos_bits)
+    else:
+        raw = _requant_raw(g, g.op("Add", acc, g.const(em.pos_int)), em.rq)
+    tokens = g.clamp(g.op("Add", raw, g.const(em.rq.zero_point)), em.rq.qmin, em.rq.qmax)
     shape = g.op("Shape", tokens)
     batch = g.op("Slice", shape, g.const([0]), g.const([1]))
     cls_shape = g.op("Concat", batch, g.const([1, channels]), axis=0)

@@ -80,6 +80,9 @@ class Requant(nn.Module):
         out: the output grid (its zero point and range are used; ``out.scale`` only for reporting).
         max_input: bound on ``|x|`` (keeps ``x * m`` inside int64).
         clamp: saturate to ``[out.qmin, out.qmax]`` (``False`` keeps the raw rounded value).
+        pre: an earlier requant of a chain of grids: ``x`` first goes through ``pre`` (its clamped codes minus
+            its zero point are this requant's input). torch.ao FX rounds to every intermediate grid (a Linear
+            to its own output grid, then a ``quantize_per_tensor`` to its consumer's), so the chain does too.
     """
 
     mantissa: torch.Tensor
@@ -93,8 +96,10 @@ class Requant(nn.Module):
         max_input: int,
         clamp: bool = True,
         frac: torch.Tensor | None = None,
+        pre: Requant | None = None,
     ) -> None:
         super().__init__()
+        self.pre = pre
         m, k = dyadic_constants(ratio, max_input + 1)
         self.register_buffer("mantissa", m)
         self.register_buffer("shift", k)
@@ -111,7 +116,9 @@ class Requant(nn.Module):
         self.recorder = Recorder()
 
     def raw(self, x: torch.Tensor) -> torch.Tensor:
-        """``floor((x * m + 2^(k-1) + frac * m) / 2^k)`` (no zero point, no clamp)."""
+        """``floor((x * m + 2^(k-1) + frac * m) / 2^k)`` (no zero point, no clamp; ``x`` after ``pre``)."""
+        if self.pre is not None:
+            x = self.pre(x) - self.pre.zero_point
         return (x.to(torch.int64) * self.mantissa + self.offset) >> self.shift
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
