@@ -288,7 +288,11 @@ def run_quantize(
     fp_model, model_name = resolve_model(model, host=host, pretrained=pretrained, arch=arch)
     cfg.validate(host, module_names=[n for n, _ in fp_model.named_modules()])
     check_export = getattr(impl, "check_export", None)  # optional Backend method: fail before any work
-    if export != "none" and callable(check_export):
+    if export == "int-onnx":  # the integer program is built by intexec, which reaches the wings itself
+        from vitq_plugins.intexec.backends import check_integer_form
+
+        check_integer_form(backend, fp_model, cfg)
+    elif export != "none" and callable(check_export):
         check_export(fp_model, cfg, export)
     transform = transform_for_model(fp_model)
     calib_ds, calib_name = resolve_dataset(data, "calib", transform=transform, host=host)
@@ -354,8 +358,13 @@ def run_quantize(
     if out is None:
         return result
     with _staged_dir(out) as tmp:
-        if export != "none":
+        if export == "int-onnx":
+            from vitq_plugins.intexec.backends import export_integer_onnx
+
+            written = export_integer_onnx(backend, qmodel, tmp / EXPORT_FILES[export], example, cfg.recipe)
+        elif export != "none":
             written = Path(impl.export(qmodel, export, tmp / EXPORT_FILES[export], example))
+        if export != "none":
             result["export_path"] = str(out / written.relative_to(tmp))
         _write_json(tmp / CONFIG_FILE, cfg.to_dict())
         _write_json(tmp / RESULTS_FILE, result)

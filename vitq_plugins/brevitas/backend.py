@@ -91,33 +91,19 @@ class BrevitasBackend:
         return carried_sites(self.build(model, config))
 
     def export(self, qmodel: nn.Module, fmt: str, path: Path, example_input: torch.Tensor) -> Path:
-        """Export to ``"qonnx"``, ``"qcdq"`` (see :mod:`vitq_plugins.brevitas.export`) or ``"int-onnx"``
-        (the integer program of :mod:`vitq_plugins.intexec`: uint8 input codes -> int32 logits)."""
-        if fmt == "int-onnx":
-            from vitq_plugins.intexec.convert import convert_brevitas
-            from vitq_plugins.intexec.onnx_export import export_int_onnx
+        """Export to ``"qonnx"`` or ``"qcdq"`` (see :mod:`vitq_plugins.brevitas.export`).
 
-            return export_int_onnx(convert_brevitas(qmodel), Path(path), example_input)
+        ``"int-onnx"`` (the integer program: uint8 input codes -> int32 logits) is built from the calibrated
+        model by :func:`vitq_plugins.intexec.export_integer_onnx` (``vitq quantize --export int-onnx``).
+        """
+        if fmt == "int-onnx":
+            raise VitqError(
+                "the brevitas backend exports qonnx/qcdq; 'int-onnx' is built by vitq_plugins.intexec: "
+                "export_integer_onnx('brevitas', qmodel, path, example) or vitq quantize --export int-onnx"
+            )
         from vitq_plugins.brevitas.export import export_model
 
         return export_model(qmodel, fmt, Path(path), example_input)
-
-    def check_export(self, model: nn.Module, config: QuantConfig, fmt: str) -> None:
-        """Fail before any work if ``fmt`` cannot be produced for ``config`` (``int-onnx``: an op stays float).
-
-        Raises:
-            VitqError: names the first op without an integer form.
-        """
-        if fmt != "int-onnx":
-            return
-        from vitq_plugins.intexec.convert import float_ops_left
-
-        problems = float_ops_left(self.build(model, config))
-        if problems:
-            raise VitqError(
-                f"--export int-onnx: recipe {config.recipe!r} has no integer form: {problems[0]}"
-                f"{f' (and {len(problems) - 1} more)' if len(problems) > 1 else ''}"
-            )
 
     def info(self) -> dict[str, Any]:
         """Versions and capabilities."""

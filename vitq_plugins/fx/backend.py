@@ -105,42 +105,33 @@ class FxBackend:
         return dict(prep.applied)
 
     def export(self, qmodel: nn.Module, fmt: str, path: Path, example_input: torch.Tensor) -> Path:
-        """Export to ``"int-onnx"``: the integer program of :mod:`vitq_plugins.intexec` (recipe ``ivit``;
-        uint8 input codes -> int32 logits, :func:`~vitq_plugins.intexec.convert_fx.convert_fx`).
+        """FX-converted models have no QONNX/QCDQ path (x86 quantized kernels do not export to ONNX).
+
+        ``"int-onnx"`` (recipes ``ivit`` and ``fqvit``: the integer program, uint8 input codes -> int32 logits)
+        is built from the converted model by :func:`vitq_plugins.intexec.export_integer_onnx`
+        (``vitq quantize --backend fx --export int-onnx``).
 
         Raises:
-            VitqError: another format (quantized CPU kernels do not export to QONNX/QCDQ), or a model without
-                an integer form (the message names the node).
+            VitqError: always, naming the requested format and the way to get it.
         """
         if fmt == "int-onnx":
-            from vitq_plugins.intexec.convert_fx import convert_fx
-            from vitq_plugins.intexec.onnx_export import export_int_onnx
-
-            return export_int_onnx(convert_fx(qmodel), Path(path), example_input)
+            raise VitqError(
+                "'int-onnx' is built by vitq_plugins.intexec: export_integer_onnx('fx', qmodel, path, example) "
+                "or vitq quantize --backend fx --export int-onnx"
+            )
         raise VitqError(
-            f"fx backend exports no {fmt!r} ONNX (only 'int-onnx', recipe ivit); use --backend brevitas"
+            f"fx backend exports no {fmt!r} ONNX (only 'int-onnx', recipes ivit and fqvit); use --backend brevitas"
         )
 
     def check_export(self, model: nn.Module, config: QuantConfig, fmt: str) -> None:
-        """Fail before any work if ``fmt`` cannot be produced for ``config`` (``int-onnx``: a node stays float).
+        """Fail before any work if ``fmt`` cannot be produced (``int-onnx`` is checked by the pipeline).
 
         Raises:
-            VitqError: a format other than ``int-onnx``, or the first node without an integer form.
+            VitqError: a format other than ``int-onnx`` and ``none``.
         """
-        if fmt == "none":
-            return
-        if fmt != "int-onnx":
+        if fmt not in ("none", "int-onnx"):
             raise VitqError(
-                f"fx backend exports no {fmt!r} ONNX (only 'int-onnx', recipe ivit); use --backend brevitas"
-            )
-        from vitq_plugins.intexec.convert_fx import fx_float_ops_left
-
-        prep = q.prepare(model, config, example_input(model), host=get_host())
-        problems = fx_float_ops_left(prep.model)
-        if problems:
-            raise VitqError(
-                f"--export int-onnx: recipe {config.recipe!r} has no integer form: {problems[0]}"
-                f"{f' (and {len(problems) - 1} more)' if len(problems) > 1 else ''}"
+                f"fx backend exports no {fmt!r} ONNX (only 'int-onnx', recipes ivit and fqvit); use --backend brevitas"
             )
 
     def info(self) -> dict[str, Any]:

@@ -15,6 +15,11 @@ LIS eqs. 13-16).
 
 from __future__ import annotations
 
+from vitq_plugins.intexec.backends import IntegerConverter
+from vitq_plugins.intexec.backends import check_integer_form
+from vitq_plugins.intexec.backends import export_integer_onnx
+from vitq_plugins.intexec.backends import integer_backends
+from vitq_plugins.intexec.backends import register_integer_converter
 from vitq_plugins.intexec.convert import convert_brevitas
 from vitq_plugins.intexec.convert import float_ops_left
 from vitq_plugins.intexec.convert_fx import convert_fx
@@ -32,6 +37,11 @@ from vitq_plugins.intexec.requant import QParams
 from vitq_plugins.intexec.requant import Requant
 
 __all__ = [
+    "IntegerConverter",
+    "check_integer_form",
+    "export_integer_onnx",
+    "integer_backends",
+    "register_integer_converter",
     "AgreementReport",
     "FloatOpError",
     "FloatOpGuard",

@@ -1,4 +1,4 @@
-"""Convert a torch.ao FX-converted ViT (``--backend fx``, recipe ``ivit``) into an :class:`IntExecutor`.
+"""Convert a torch.ao FX-converted ViT (``--backend fx``, recipes ``ivit`` and ``fqvit``) into an :class:`IntExecutor`.
 
 I-ViT (arXiv 2207.01405): every rescale is a dyadic requantization ``(x * m + 2^(k-1)) >> k`` (eq. 7),
 weights are int8 codes with per-channel scales and biases become int32 ``round(b / (S_x S_w))`` (eq. 4, the
@@ -29,10 +29,25 @@ rounding the quantized graph makes):
 Float arithmetic of the quantized graph (the float matmuls, ``x * (1 / S)`` in float32, ties to even) makes
 the executor differ from it only where a value lies within float32 precision of a rounding tie.
 
-Recipes whose graph keeps an op in floating point (``minmax``: torch.ao quantized LayerNorm/Softmax and a
-float GELU; ``mptq``: OPT-m) are rejected with a :class:`VitqError` naming the first such node; FQ-ViT's PTS
-LayerNorm and LIS (recipe ``fqvit``) are not converted from the FX backend yet (``--backend brevitas``
-converts them).
+FQ-ViT (arXiv 2111.13824, recipe ``fqvit``) has another graph, read the same way:
+
+* the residual stream stays *float* (``dequantize`` of the patch conv / proj / fc2 outputs, float adds,
+  ``pos_embed`` added in float): here it is a fixed-point integer ``x 2^exp`` (``exp`` chosen so that the
+  stream's bound stays under ``2^37``) to which every branch's codes are added exactly (``ResidualAdd`` with
+  no skip requant, ``IntEmbed(fine=True)``); float32 rounds each add, so they differ only near ties;
+* each LayerNorm input is ``quantize_per_channel`` of that stream onto its PTS grid ``s 2^alpha_c`` (eqs.
+  9-10: a per-channel requant, ``IntLayerNorm.in_rq``), and the PTS custom module runs FQ-ViT's *integer*
+  LayerNorm (``ops.pts.pts_int_layernorm``: per-token 8-bit mantissa ``M``, shift ``N`` and offset ``B``,
+  derived in float64 there); ``kernels.pts_layernorm_int`` derives the same ``M``, ``N``, ``B`` with integer ops
+  (exact rationals, a long division, an integer square root), then the output container's zero point;
+* LIS (eqs. 13-16) runs ``ops.lis.lis_softmax_int`` on the logit codes (I-BERT i-exp, linear-space rounding
+  of ``log2``): ``lis_softmax_unit`` with the constants of the logit scale; its ``2^-code`` is quantized onto
+  the output container (a ``2^b + 1``-entry table), and ``attn @ v`` is the usual integer matmul + requant;
+* the float GELU of fc1's dequantized uint8 codes, quantized to uint8 (and re-quantized to fc2's input grid)
+  is a 256-entry table, computed once with the graph's own float ops (exact).
+
+Recipes whose graph keeps an op in floating point (``minmax``: torch.ao quantized LayerNorm/Softmax;
+``mptq``: OPT-m) are rejected with a :class:`VitqError` naming the first such node.
 """
 
 from __future__ import annotations
@@ -50,6 +65,7 @@ from vitq_plugins.core.errors import VitqError
 from vitq_plugins.intexec.executor import IntExecutor
 from vitq_plugins.intexec.kernels import ilayernorm_bias
 from vitq_plugins.intexec.kernels import ilayernorm_scale
+from vitq_plugins.intexec.kernels import pts_layernorm_constants
 from vitq_plugins.intexec.layers import RESIDUAL_EXTRA_BITS
 from vitq_plugins.intexec.layers import IntAttention
 from vitq_plugins.intexec.layers import IntBlock
@@ -62,6 +78,8 @@ from vitq_plugins.intexec.layers import ResidualAdd
 from vitq_plugins.intexec.recorder import INT32_MAX
 from vitq_plugins.intexec.requant import QParams
 from vitq_plugins.intexec.requant import Requant
+from vitq_plugins.ops.lis import iexp_constants
+from vitq_plugins.ops.lis import lis_dequant
 from vitq_plugins.ops.shift import GELU_SIGMOID_FACTOR
 from vitq_plugins.ops.shift import exp_unit
 
@@ -69,7 +87,7 @@ __all__ = ["convert_fx", "fx_float_ops_left"]
 
 _LN_BOUND = 2**31
 _K = RESIDUAL_EXTRA_BITS
-_INTEGER_CUSTOM = ("ilayernorm", "shiftmax", "shiftgelu")
+_INTEGER_CUSTOM = ("ilayernorm", "shiftmax", "shiftgelu", "pts", "lis")
 _SHAPE_METHODS = {"reshape", "view", "permute", "transpose", "flatten", "contiguous", "unbind", "expand"}
 _FLOAT_FUNCS = {
     F.gelu: "GELU",
@@ -104,17 +122,10 @@ def fx_float_ops_left(gm: nn.Module) -> list[str]:
                 q = mod.quantizer
                 if q in _INTEGER_CUSTOM:
                     continue
-                if q in ("lis", "pts"):
-                    what = "LIS softmax" if q == "lis" else "PTS LayerNorm"
-                    out.append(
-                        f"{where}: {what} (FQ-ViT) from the FX backend is not converted yet; "
-                        "use --backend brevitas"
-                    )
-                else:
-                    out.append(
-                        f"{where}: quantizer {q!r} has no integer form (an integer GELU needs 'shiftgelu', "
-                        "recipe ivit)"
-                    )
+                out.append(
+                    f"{where}: quantizer {q!r} has no integer form (an integer GELU needs 'shiftgelu', "
+                    "recipe ivit, or a float GELU with a uint8 output, recipe fqvit)"
+                )
             elif isinstance(mod, nn.LayerNorm):
                 out.append(
                     f"{where}: LayerNorm stays float ({type(mod).__module__}.{type(mod).__name__}); an "
@@ -125,13 +136,31 @@ def fx_float_ops_left(gm: nn.Module) -> list[str]:
                     f"{where}: softmax stays float ({type(mod).__module__}.{type(mod).__name__}); an "
                     "integer softmax needs the 'shiftmax' quantizer (recipe ivit)"
                 )
-            elif isinstance(mod, nn.GELU):
+            elif isinstance(mod, nn.GELU) and not _gelu_to_uint8(gm, node):
                 out.append(
-                    f"{where}: GELU stays float; an integer GELU needs the 'shiftgelu' quantizer (recipe ivit)"
+                    f"{where}: GELU stays float; an integer GELU needs the 'shiftgelu' quantizer (recipe ivit) "
+                    "or a uint8 output quantizer (a table lookup, recipe fqvit)"
                 )
         elif node.op == "call_function" and node.target in _FLOAT_FUNCS:
             out.append(f"{node.name}: {_FLOAT_FUNCS[node.target]} stays float (functional call)")
     return out
+
+
+def _gelu_to_uint8(gm: nn.Module, node: fx.Node) -> bool:
+    """Whether a float GELU's output is only ever quantized to quint8 (then it is a 256-entry table lookup)."""
+    users = list(node.users)
+    if not users:
+        return False
+    for u in users:
+        if u.op == "call_function" and u.target is torch.quantize_per_tensor:
+            if u.args[3] != torch.quint8:
+                return False
+        elif u.op == "call_module":
+            if getattr(gm.get_submodule(str(u.target)), "dtype", None) != torch.quint8:
+                return False
+        else:
+            return False
+    return True
 
 
 def _span(g: QParams) -> int:
@@ -374,24 +403,34 @@ def _qkv_part(graph: _Graph, qnode: fx.Node, qkv_node: fx.Node, where: str) -> t
     return idx, heads, head_dim
 
 
+def _norm(
+    graph: _Graph, target: str, x_node: fx.Node, fine: _Fine | None, then: QParams | None = None
+) -> tuple[fx.Node, IntLayerNorm]:
+    """The LayerNorm ``target`` on the stream ``x_node``: I-LayerNorm (``ivit``) or PTS (``fqvit``, ``fine``)."""
+    if fine is not None:
+        node, mod = _custom(graph, target, "pts")
+        return node, _pts_layernorm(graph, node, mod, x_node, fine, then)
+    node, mod = _custom(graph, target, "ilayernorm")
+    if graph.back(node.args[0]) is not x_node:
+        raise VitqError(f"{target}: its input is not the residual stream")
+    graph.input_grid(node, mod, target)
+    return node, _ilayernorm(mod, graph.grid(node), target, then=then)
+
+
 def _attention(
-    graph: _Graph, i: int, x_node: fx.Node, tokens: int
+    graph: _Graph, i: int, x_node: fx.Node, tokens: int, fine: _Fine | None = None
 ) -> tuple[IntLayerNorm, IntAttention, _Lin, fx.Node, fx.Node]:
-    """I-LayerNorm 1 and attention of block ``i`` (``x_node``: the stream tensor); also the proj node and output."""
+    """LayerNorm 1 and attention of block ``i`` (``x_node``: the stream tensor); also the proj node and output."""
     where = f"blocks.{i}"
-    n1_node, n1 = _custom(graph, f"{where}.norm1", "ilayernorm")
-    if graph.back(n1_node.args[0]) is not x_node:
-        raise VitqError(f"{where}.norm1: its input is not the residual stream")
-    graph.input_grid(n1_node, n1, f"{where}.norm1")
+    n1_node, ln1 = _norm(graph, f"{where}.norm1", x_node, fine)
     g_ln = graph.grid(n1_node)
     qkv_node, qkv_mod = graph.module(f"{where}.attn.qkv")
     if graph.back(qkv_node.args[0]) is not n1_node:
         raise VitqError(f"{where}.attn.qkv: its input is not norm1's output")
-    ln1 = _ilayernorm(n1, g_ln, f"{where}.norm1")
     qkv = _linear(graph, qkv_node, qkv_mod, g_ln, f"{where}.attn.qkv")
     g_qkv = graph.grid(qkv_node)
 
-    sm_node, sm = _custom(graph, f"{where}.attn.softmax", "shiftmax")
+    sm_node, sm = _custom(graph, f"{where}.attn.softmax", "lis" if fine is not None else "shiftmax")
     mm_qk = graph.back(sm_node.args[0])
     if mm_qk.op != "call_function" or mm_qk.target is not _qop("matmul"):
         raise VitqError(f"{where}.attn.softmax: its input is not a quantized q @ k^T ({mm_qk.name!r})")
@@ -425,6 +464,10 @@ def _attention(
     gv = parts[2].out
     rq_logits = Requant(gq.scale * gk.scale / g_logits.scale, g_logits, _span(gq) * _span(gk) * head_dim)
     ob, n = int(sm.observed.inner.bits), int(sm.observed.inner.n)
+    if fine is not None:
+        return ln1, *_lis_attention(
+            graph, where, sm, (qkv, parts, g_logits, mm_pv, gq, gk, heads, head_dim), tokens
+        )
     if sm.out_scale != 2.0 ** -(ob - 1) or sm.out_zero_point != 0:
         raise VitqError(
             f"{where}.attn.softmax: Shiftmax output container ({sm.out_scale}, {sm.out_zero_point}) is not "
@@ -488,19 +531,19 @@ def _residual(
     return res, add
 
 
-def _mlp(graph: _Graph, i: int, x2_node: fx.Node) -> tuple[IntLayerNorm, IntMlp, _Lin, fx.Node]:
+def _mlp(
+    graph: _Graph, i: int, x2_node: fx.Node, fine: _Fine | None = None
+) -> tuple[IntLayerNorm, IntMlp, _Lin, fx.Node]:
     where = f"blocks.{i}"
-    n2_node, n2 = _custom(graph, f"{where}.norm2", "ilayernorm")
-    if graph.back(n2_node.args[0]) is not x2_node:
-        raise VitqError(f"{where}.norm2: its input is not the residual stream")
-    graph.input_grid(n2_node, n2, f"{where}.norm2")
+    n2_node, ln2 = _norm(graph, f"{where}.norm2", x2_node, fine)
     g_ln = graph.grid(n2_node)
-    ln2 = _ilayernorm(n2, g_ln, f"{where}.norm2")
     fc1_node, fc1_mod = graph.module(f"{where}.mlp.fc1")
     if graph.back(fc1_node.args[0]) is not n2_node:
         raise VitqError(f"{where}.mlp.fc1: its input is not norm2's output")
     fc1 = _linear(graph, fc1_node, fc1_mod, g_ln, f"{where}.mlp.fc1")
     g_fc1 = graph.grid(fc1_node)
+    if fine is not None:
+        return (ln2, *_gelu_lut(graph, where, fc1, fc1_node, g_fc1))
     act_node, act = _custom(graph, f"{where}.mlp.act", "shiftgelu")
     if graph.back(act_node.args[0]) is not fc1_node:
         raise VitqError(f"{where}.mlp.act: its input is not fc1's output")
@@ -526,8 +569,12 @@ def _mlp(graph: _Graph, i: int, x2_node: fx.Node) -> tuple[IntLayerNorm, IntMlp,
     return ln2, mlp, fc2, fc2_node
 
 
-def _embed(graph: _Graph, stream_q: fx.Node) -> tuple[IntEmbed, QParams, fx.Node]:
-    """Patch conv, class token and position embedding (float in the FX graph) up to the stream grid."""
+def _embed(graph: _Graph, stream_q: fx.Node, fine: _Fine | None = None) -> tuple[IntEmbed, QParams, fx.Node]:
+    """Patch conv, class token and position embedding (float in the FX graph) up to the stream grid.
+
+    With ``fine`` (``fqvit``: the stream stays float) the embedding's output is the fixed-point stream and the
+    returned node is the float ``cat + pos_embed`` (``stream_q``: block 0's ``quantize_per_channel``).
+    """
     gm = graph.gm
     conv_node, mod = graph.module("patch_embed.proj")
     conv: Any = mod
@@ -574,6 +621,14 @@ def _embed(graph: _Graph, stream_q: fx.Node) -> tuple[IntEmbed, QParams, fx.Node
     cls_token: torch.Tensor = gm.get_parameter(str(cls_attr.target)).detach()
     pos_embed: torch.Tensor = gm.get_parameter(str(pos_node[0].target)).detach()
     lin = _linear(graph, conv_node, conv, in_grid, "patch_embed.proj")
+    if fine is not None:  # the float stream as a fixed-point integer: conv codes, + pos, unrounded
+        g_conv = graph.grid(conv_node)
+        rq_f = Requant(g_conv.scale / fine.grid.scale, fine.grid, _span(g_conv), clamp=False,
+                       pre=_to_grid(lin, g_conv))  # fmt: skip
+        unit = 2.0**fine.exp
+        pos_f = torch.round(pos_embed[0, 1:].double() * unit).to(torch.int64)
+        cls_f = torch.round((cls_token[0, 0] + pos_embed[0, 0]).float().double() * unit).to(torch.int64)
+        return IntEmbed(int(ks[0]), lin.layer, pos_f, rq_f, cls_f, fine=True), in_grid, add
     g_conv, stream = graph.grid(conv_node), graph.grid(stream_q)
     k = 2.0**_K
     rq = Requant(
@@ -595,11 +650,8 @@ def _embed(graph: _Graph, stream_q: fx.Node) -> tuple[IntEmbed, QParams, fx.Node
     return embed, in_grid, stream_q
 
 
-def _head(graph: _Graph, x_node: fx.Node) -> tuple[IntHead, float]:
-    norm_node, norm = _custom(graph, "norm", "ilayernorm")
-    if graph.back(norm_node.args[0]) is not x_node:
-        raise VitqError("norm: its input is not the residual stream")
-    graph.input_grid(norm_node, norm, "norm")
+def _head(graph: _Graph, x_node: fx.Node, fine: _Fine | None = None) -> tuple[IntHead, float]:
+    norm_node, _ = graph.module("norm")
     head_node, head_mod = graph.module("head")
     head_q = graph.back(head_node.args[0])
     trail: list[fx.Node] = []
@@ -610,8 +662,8 @@ def _head(graph: _Graph, x_node: fx.Node) -> tuple[IntHead, float]:
     cls = [n for n in trail if n.op == "call_function" and n.target is operator.getitem]
     if len(cls) != 1 or cls[0].args[1] != (slice(None), 0):
         raise VitqError("head: expected the class token (x[:, 0]) of the final norm")
-    g_norm, g_in = graph.grid(norm_node), graph.grid(head_q)
-    ln = _ilayernorm(norm, g_norm, "norm", then=g_in)
+    g_in = graph.grid(head_q)
+    _, ln = _norm(graph, "norm", x_node, fine, then=g_in)
     head = _linear(graph, head_node, head_mod, g_in, "head")
     g_head = graph.grid(head_node)
     logits = QParams(g_head.scale, 0, -g_head.zero_point, 255 - g_head.zero_point, "logits")
@@ -620,7 +672,7 @@ def _head(graph: _Graph, x_node: fx.Node) -> tuple[IntHead, float]:
 
 
 def convert_fx(qmodel: nn.Module, recipe: str = "") -> IntExecutor:
-    """Build the integer program of a ViT converted by the FX backend (recipe ``ivit``).
+    """Build the integer program of a ViT converted by the FX backend (recipes ``ivit`` and ``fqvit``).
 
     Args:
         qmodel: the GraphModule returned by ``FxBackend.quantize`` (calibrated, converted).
@@ -630,7 +682,7 @@ def convert_fx(qmodel: nn.Module, recipe: str = "") -> IntExecutor:
         An :class:`IntExecutor` in eval mode; its logits are the head's codes minus its zero point.
 
     Raises:
-        VitqError: an op stays float or is not converted yet (the message names the node), an unexpected
+        VitqError: an op stays float (the message names the node), an unexpected
             graph structure (named), or an accumulator that could overflow int32.
     """
     problems = fx_float_ops_left(qmodel)
@@ -638,7 +690,9 @@ def convert_fx(qmodel: nn.Module, recipe: str = "") -> IntExecutor:
         raise VitqError(f"this model has no integer form: {problems[0]}")
     assert isinstance(qmodel, fx.GraphModule)
     graph = _Graph(qmodel)
-    n1_node, _ = graph.module("blocks.0.norm1")
+    n1_node, n1_mod = graph.module("blocks.0.norm1")
+    if getattr(n1_mod, "quantizer", None) == "pts":
+        return _convert_fqvit(graph, recipe)
     stream_q = graph.back(n1_node.args[0])
     if not (stream_q.op == "call_function" and stream_q.target is torch.quantize_per_tensor):
         raise VitqError("blocks.0.norm1: its input is not the quantized embedding")
@@ -662,4 +716,220 @@ def convert_fx(qmodel: nn.Module, recipe: str = "") -> IntExecutor:
     if not blocks:
         raise VitqError("integer conversion: no transformer blocks (blocks.0.norm1) in the FX graph")
     head, out_scale = _head(graph, x_node)
+    return IntExecutor(embed, blocks, head, in_grid, out_scale, recipe).eval()
+
+
+# --- fqvit: float residual stream, PTS LayerNorm, LIS, float GELU + uint8 ---------------------------------
+class _Fine:
+    """The float residual stream of ``fqvit`` as a fixed-point integer: real ``x = x_int 2^-exp``, ``|x_int| <= bound``."""
+
+    def __init__(self, exp: int, bound: int) -> None:
+        self.exp, self.bound = int(exp), int(bound)
+        self.grid = QParams(2.0**-self.exp, 0, -(2**62), 2**62 - 1, "")
+
+
+#: the fine stream keeps ``|x_int| <= 2^_FINE_BITS`` (so a per-channel requant of it keeps >= 24 mantissa bits)
+_FINE_BITS = 37
+
+
+def _fine_stream(graph: _Graph, blocks: int) -> _Fine:
+    """Pick ``exp`` from a bound on the stream: embedding + every proj/fc2 output that is added to it."""
+    gm = graph.gm
+    pos = gm.get_parameter("pos_embed").detach().double()
+    cls = gm.get_parameter("cls_token").detach().double()
+    conv = graph.grid(graph.module("patch_embed.proj")[0])
+    real = float((cls[0, 0] + pos[0, 0]).abs().max()) + _span(conv) * conv.scale + float(pos.abs().max())
+    top = conv.scale
+    for i in range(blocks):
+        for t in (f"blocks.{i}.attn.proj", f"blocks.{i}.mlp.fc2"):
+            g = graph.grid(graph.module(t)[0])
+            real += _span(g) * g.scale
+            top = max(top, g.scale)
+    exp = min(_FINE_BITS - math.ceil(math.log2(real)), 29 - math.ceil(math.log2(top)))
+    return _Fine(exp, math.ceil(real * 2.0**exp) + 4 * blocks + 4)
+
+
+def _attr_tensor(graph: _Graph, v: Any) -> torch.Tensor:
+    if not (isinstance(v, fx.Node) and v.op == "get_attr"):
+        raise VitqError(f"integer conversion: qparam {v!r} is not a constant")
+    t: Any = graph.gm
+    for part in str(v.target).split("."):
+        t = getattr(t, part)
+    return torch.as_tensor(t).detach()
+
+
+def _pts_layernorm(
+    graph: _Graph, node: fx.Node, mod: Any, x_node: fx.Node, fine: _Fine, then: QParams | None
+) -> IntLayerNorm:
+    """``quantize_per_channel`` of the stream onto the PTS grid + FQ-ViT's integer LayerNorm (``pts_int_layernorm``)."""
+    where = str(node.target)
+    qpc = graph.back(node.args[0])
+    if not (qpc.op == "call_function" and qpc.target is torch.quantize_per_channel):
+        raise VitqError(f"{where}: its input is not a per-channel (PTS) quantize of the stream")
+    if graph.back(qpc.args[0]) is not x_node:
+        raise VitqError(f"{where}: its input is not the residual stream")
+    scales, zps = _attr_tensor(graph, qpc.args[1]), _attr_tensor(graph, qpc.args[2])
+    p = mod.observed.input_observer().params()
+    c = int(p.num_channels)
+    zp = int(p.zero_point)
+    if qpc.args[4] != torch.quint8 or scales.shape != (c,) or bool((zps != zp).any()):
+        raise VitqError(f"{where}: unexpected per-channel quantize {qpc.format_node()}")
+    if not torch.equal(scales.double(), p.scale.double()):
+        raise VitqError(f"{where}: the PTS kernel's channel scales differ from its input tensor's")
+    alpha = p.alpha.to(torch.int64)
+    grid = QParams(float(p.scale_base), zp, 0, 255, qpc.name, tuple(int(a) for a in alpha.tolist()))
+    in_rq = Requant(fine.grid.scale / scales.double(), grid, fine.bound)
+    inner = mod.observed.inner
+    amin = int(alpha.min())
+    xmax = max(zp, 255 - zp) << int(alpha.max() - amin)
+    if c * c * xmax * xmax >= 2**46 or c * xmax >= 2**20:
+        raise VitqError(f"{where}: integer LayerNorm range too large (C = {c}, aligned code span {xmax})")
+    try:
+        sign, h_mant, h_exp, beta = pts_layernorm_constants(inner.weight, inner.bias, mod.out_scale)
+    except ValueError as exc:
+        raise VitqError(f"{where}: {exc}") from None
+    s_min = float(p.scale_base) * 2.0**amin
+    eps = float(inner.eps)
+    eps_int = math.ceil(eps * c * c / (s_min * s_min)) if eps > 0 else 0
+    out = Requant(1.0, graph.grid(node), 2**31)
+    return IntLayerNorm(
+        torch.zeros(c, dtype=torch.int64),
+        out if then is None else _regrid(out, then),
+        in_zero_point=zp,
+        in_shift=alpha - amin,
+        pts=(sign, h_mant, h_exp, beta, eps_int),
+        in_rq=in_rq,
+    )
+
+
+def _lis_attention(
+    graph: _Graph, where: str, sm: Any, ctx: tuple[Any, ...], tokens: int
+) -> tuple[IntAttention, _Lin, fx.Node, fx.Node]:
+    """LIS (``ops.lis.lis_softmax_int`` on the logit codes), its output container, attn @ v and proj."""
+    qkv, parts, g_logits, mm_pv, gq, gk, heads, head_dim = ctx
+    rq_logits = Requant(gq.scale * gk.scale / g_logits.scale, g_logits, _span(gq) * _span(gk) * head_dim)
+    bits, n = int(sm.observed.inner.bits), int(sm.observed.inner.n)
+    s_in = float(sm.observed.input_observer().qparams()[0])
+    try:
+        consts = iexp_constants(s_in)
+    except ValueError as exc:
+        raise VitqError(f"{where}.attn.softmax: {exc}") from None
+    if consts[2] * 2.0**n * tokens >= 2**62:  # lis_softmax_int refuses these too
+        raise VitqError(
+            f"{where}.attn.softmax: LIS exp sums could overflow (n = {n}, logit scale {s_in:.3g})"
+        )
+    codes = torch.arange(2**bits + 1)
+    table = torch.quantize_per_tensor(
+        lis_dequant(codes, bits).float(), sm.out_scale, sm.out_zero_point, torch.quint8
+    )
+    probs = table.int_repr().to(torch.int64) - sm.out_zero_point
+    gv = parts[2].out
+    g_o = graph.grid(mm_pv)
+    span_p = int(probs.abs().max())
+    rq_out = Requant(sm.out_scale * gv.scale / g_o.scale, g_o, span_p * _span(gv) * tokens)
+    proj_node, proj_mod = graph.module(f"{where}.attn.proj")
+    if graph.back(proj_node.args[0]) is not mm_pv:
+        raise VitqError(f"{where}.attn.proj: its input is not attn @ v")
+    proj = _linear(graph, proj_node, proj_mod, g_o, f"{where}.attn.proj")
+    ia = IntAttention(
+        heads, qkv.layer, parts[0], parts[1], parts[2], rq_logits, consts[0], n, bits, rq_out, proj.layer,
+        lis_unit=(consts, probs),
+    )  # fmt: skip
+    qkv_node = graph.module(f"{where}.attn.qkv")[0]
+    return ia, proj, proj_node, qkv_node
+
+
+def _gelu_lut(
+    graph: _Graph, where: str, fc1: _Lin, fc1_node: fx.Node, g_fc1: QParams
+) -> tuple[IntMlp, _Lin, fx.Node]:
+    """Float GELU of fc1's codes, quantized (and re-quantized to fc2's input grid): a 256-entry table."""
+    act_node, act = graph.module(f"{where}.mlp.act")
+    deq = graph.back(act_node.args[0])
+    if not (
+        isinstance(act, nn.GELU)
+        and deq.op == "call_method"
+        and deq.target == "dequantize"
+        and graph.back(deq.args[0]) is fc1_node
+    ):
+        raise VitqError(f"{where}.mlp.act: expected a float GELU of fc1's dequantized output")
+    users = list(act_node.users)
+    if len(users) != 1 or not (
+        users[0].op == "call_function" and users[0].target is torch.quantize_per_tensor
+    ):
+        raise VitqError(f"{where}.mlp.act: its output is not quantized (uint8) once")
+    qa = users[0]
+    fc2_node, fc2_mod = graph.module(f"{where}.mlp.fc2")
+    fc2_in = graph.back(fc2_node.args[0])
+    codes = torch.arange(256, dtype=torch.uint8)
+    x = torch._make_per_tensor_quantized_tensor(codes, g_fc1.scale, g_fc1.zero_point).dequantize()
+    with torch.no_grad():
+        y = torch.quantize_per_tensor(
+            act(x), _attr_tensor(graph, qa.args[1]), _attr_tensor(graph, qa.args[2]), torch.quint8
+        )
+    if fc2_in is not qa:
+        if not (
+            fc2_in.op == "call_function"
+            and fc2_in.target is torch.quantize_per_tensor
+            and graph.source(fc2_in) is qa
+        ):
+            raise VitqError(f"{where}.mlp.fc2: its input is not the GELU output ({fc2_in.name!r})")
+        y = torch.quantize_per_tensor(
+            y.dequantize(),
+            _attr_tensor(graph, fc2_in.args[1]),
+            _attr_tensor(graph, fc2_in.args[2]),
+            torch.quint8,
+        )
+    g_in = graph.grid(fc2_in)
+    fc2 = _linear(graph, fc2_node, fc2_mod, g_in, f"{where}.mlp.fc2")
+    mlp = IntMlp(
+        fc1.layer, _to_grid(fc1, g_fc1), -1, 0, 8, None, fc2.layer, "official", y.int_repr(), g_in.name
+    )  # fmt: skip
+    return mlp, fc2, fc2_node
+
+
+def _fine_residual(
+    graph: _Graph, branch: _Lin, b_node: fx.Node, x_node: fx.Node, fine: _Fine, where: str
+) -> tuple[ResidualAdd, fx.Node]:
+    """``x + dequantize(linear)`` in float (the stream): the branch's codes added on the fixed-point stream."""
+    add = graph.forward_to(b_node, operator.add)
+    args = [a for a in add.args[:2] if isinstance(a, fx.Node)]
+    if len(args) != 2:
+        raise VitqError(f"{where}: residual add {add.name!r} needs two tensor inputs")
+    skip = [a for a in args if graph.back(a) is x_node]
+    other = [graph.back(a) for a in args if graph.back(a) is not x_node]
+    if len(skip) != 1 or len(other) != 1:
+        raise VitqError(f"{where}: residual add {add.name!r} does not add the block input")
+    deq = other[0]
+    if not (deq.op == "call_method" and deq.target == "dequantize" and graph.back(deq.args[0]) is b_node):
+        raise VitqError(f"{where}: residual add {add.name!r} does not take the branch output")
+    g_b = graph.grid(b_node)
+    rq = Requant(g_b.scale / fine.grid.scale, fine.grid, _span(g_b), clamp=False, pre=_to_grid(branch, g_b))
+    return ResidualAdd(rq, None, 0, fine.grid), add
+
+
+def _convert_fqvit(graph: _Graph, recipe: str) -> IntExecutor:
+    """``fqvit``: float residual stream (fixed point here), PTS LayerNorm, LIS, GELU table, per node."""
+    blocks_n = 0
+    while f"blocks.{blocks_n}.norm1" in graph.by_target:
+        blocks_n += 1
+    fine = _fine_stream(graph, blocks_n)
+    n1_node, _ = graph.module("blocks.0.norm1")
+    qpc0 = graph.back(n1_node.args[0])
+    if not (qpc0.op == "call_function" and qpc0.target is torch.quantize_per_channel):
+        raise VitqError("blocks.0.norm1: its input is not a per-channel (PTS) quantize of the embedding")
+    embed, in_grid, x_node = _embed(graph, qpc0, fine)
+    pos = getattr(graph.gm, "pos_embed", None)
+    tokens = int(pos.shape[1]) if isinstance(pos, torch.Tensor) else 0
+    if tokens == 0 or int(embed.pos_int.shape[0]) + 1 != tokens:
+        raise VitqError("integer conversion expects a class token and a learned position embedding")
+    blocks: list[IntBlock] = []
+    for i in range(blocks_n):
+        where = f"blocks.{i}"
+        ln1, attn, proj, proj_node, _ = _attention(graph, i, x_node, tokens, fine)
+        res1, add1 = _fine_residual(graph, proj, proj_node, x_node, fine, f"{where}.attn")
+        ln2, mlp, fc2, fc2_node = _mlp(graph, i, add1, fine)
+        res2, add2 = _fine_residual(graph, fc2, fc2_node, add1, fine, f"{where}.mlp")
+        blocks.append(IntBlock(fine.grid, ln1, attn, res1, ln2, mlp, res2))
+        x_node = add2
+    head, out_scale = _head(graph, x_node, fine)
     return IntExecutor(embed, blocks, head, in_grid, out_scale, recipe).eval()

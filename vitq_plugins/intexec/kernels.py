@@ -18,6 +18,8 @@ import math
 
 import torch
 
+from vitq_plugins.ops._intmath import floor_log2
+from vitq_plugins.ops._intmath import round_shift
 from vitq_plugins.ops.ilayernorm import isqrt_newton
 from vitq_plugins.ops.ilayernorm import round_div_half_even
 from vitq_plugins.ops.shift import shiftgelu_unit
@@ -30,6 +32,8 @@ __all__ = [
     "EXACT_SQRT_FRAC",
     "exp_tables",
     "layernorm_exact_int",
+    "pts_layernorm_constants",
+    "pts_layernorm_int",
     "table_exp",
     "shiftgelu_unit",
     "shiftmax_unit",
@@ -132,3 +136,107 @@ def table_exp(t: torch.Tensor, hi: torch.Tensor, lo: torch.Tensor, t_max: int) -
     tc = t.clamp(min=0, max=t_max)
     e = (hi[tc >> EXP_LO_BITS] * lo[tc & (2**EXP_LO_BITS - 1)]) >> EXP_FRAC_BITS
     return torch.where(tc >= t_max, torch.zeros_like(e), e)
+
+
+#: fraction bits of ``sqrt(Q)`` in :func:`pts_layernorm_int` (``Q = (A 2^N)^2``) and of the bias constant
+PTS_SQRT_FRAC = 23
+PTS_BIAS_FRAC = 40
+#: bits per step of the long division ``floor(Hm 2^u / D)`` (needs ``D < 2^(62 - 16)``) and its step count
+PTS_DIV_STEP = 16
+PTS_DIV_STEPS = 4
+
+
+def pts_layernorm_int(
+    x: torch.Tensor,
+    sign: torch.Tensor,
+    h_mant: torch.Tensor,
+    h_exp: torch.Tensor,
+    beta_fix: torch.Tensor,
+    eps_int: int,
+    mantissa_bits: int = 8,
+) -> torch.Tensor:
+    """``ops.pts.pts_int_layernorm`` (before the zero point) with integer ops only.
+
+    The reference derives, per token and channel, ``A = C gamma / (sqrt(D) S_out)``, ``N = clamp(mb - 1 -
+    floor(log2 |A|), 0, 31)``, ``M = floor(|A| 2^N)`` and ``B = round((beta - S1 gamma / sqrt(D)) / S_out 2^N)``
+    in float64; here ``Q = (A 2^N)^2 = H 2^(2N) / D`` with ``H = (C gamma / S_out)^2 = h_mant 2^-h_exp``
+    (per channel, ``h_mant`` in ``[2^60, 2^61)``) is formed by an exact long division, ``sqrt(Q)`` to
+    ``2^-23`` by an integer square root plus its first-order remainder, so ``M``, ``N`` and ``B`` differ from
+    the float64 ones only where those lie within float64 precision of a rounding boundary.
+
+    Args:
+        x: aligned codes ``(x_q - zp) << (alpha_c - min alpha)`` ``(..., C)``, int64.
+        sign: ``sign(gamma)`` ``(C,)``; ``beta_fix``: ``round(beta / S_out * C * 2^40)`` ``(C,)``.
+        eps_int: the integer epsilon of the reference (``ceil(eps C^2 / s_min^2)``).
+
+    Returns:
+        int64 ``y`` (the reference's output before ``+ zero point`` and the clamp).
+    """
+    c = int(x.shape[-1])
+    x = x.to(torch.int64)
+    s1 = x.sum(dim=-1, keepdim=True)
+    d = (c * (x * x).sum(dim=-1, keepdim=True) - s1 * s1 + eps_int).clamp(min=1)
+    q = torch.div(h_mant, d, rounding_mode="floor")
+    rem = h_mant - q * d
+    lg = torch.div(floor_log2(q) - h_exp, 2, rounding_mode="floor")
+    n = (mantissa_bits - 1 - lg).clamp(0, 31)
+    p = (30 - lg - n).clamp(0, PTS_SQRT_FRAC)
+    u = 2 * n + 2 * p - h_exp
+    # floor(h_mant 2^u / d): a right shift of q for u <= 0, else a long division in 16-bit steps
+    v = q >> (-u).clamp(min=0)
+    left = u.clamp(min=0)
+    for _ in range(PTS_DIV_STEPS):
+        step = left.clamp(max=PTS_DIV_STEP)
+        num = rem << step
+        v = (v << step) + torch.div(num, d, rounding_mode="floor")
+        rem = num - torch.div(num, d, rounding_mode="floor") * d
+        left = left - step
+    w = isqrt_newton(v, 10, init="auto")
+    m = (w >> p).clamp(max=2**mantissa_bits - 1)
+    r = v - w * w
+    t = s1 * w + torch.div(s1 * r, 2 * w.clamp(min=1), rounding_mode="floor")
+    sh = n + p - PTS_BIAS_FRAC
+    b_sh = torch.where(
+        sh >= 0,
+        beta_fix * (torch.ones_like(sh) << sh.clamp(min=0)),
+        torch.div(beta_fix, torch.ones_like(sh) << (-sh).clamp(min=0), rounding_mode="floor"),
+    )
+    den = c * (torch.ones_like(p) << p)
+    b = torch.div(2 * (b_sh - sign * t) + den, 2 * den, rounding_mode="floor")
+    return round_shift(sign * m * x + b, n, "half_even")
+
+
+def pts_layernorm_constants(
+    weight: torch.Tensor, bias: torch.Tensor, out_scale: float
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(sign, h_mant, h_exp, beta_fix)`` of :func:`pts_layernorm_int` (exact rationals, computed once).
+
+    Raises:
+        ValueError: a zero ``gamma`` or a ``beta / S_out`` too large for the fixed-point bias.
+    """
+    from fractions import Fraction
+
+    c = int(weight.shape[-1])
+    osc = Fraction(float(out_scale))
+    sign, mant, exp, beta = [], [], [], []
+    for g, b in zip(weight.detach().double().tolist(), bias.detach().double().tolist(), strict=True):
+        if g == 0:
+            raise ValueError("PTS LayerNorm with a zero gamma has no integer form here")
+        h = (c * Fraction(g) / osc) ** 2
+        e = h.numerator.bit_length() - h.denominator.bit_length()
+        e = e if Fraction(2) ** e <= h else e - 1  # floor(log2 h)
+        f = 60 - e
+        hm = math.floor(h * Fraction(2) ** f)
+        sign.append(1 if g > 0 else -1)
+        mant.append(hm)
+        exp.append(f)
+        bf = round(Fraction(b) / osc * c * 2**PTS_BIAS_FRAC)
+        if abs(bf) >= 2**61:
+            raise ValueError(f"PTS LayerNorm bias / output scale too large ({float(b) / float(osc):.3g})")
+        beta.append(bf)
+    return (
+        torch.tensor(sign, dtype=torch.int64),
+        torch.tensor(mant, dtype=torch.int64),
+        torch.tensor(exp, dtype=torch.int64),
+        torch.tensor(beta, dtype=torch.int64),
+    )

@@ -16,6 +16,7 @@ from torch import nn
 
 from vitq_plugins.intexec.kernels import ilayernorm_int
 from vitq_plugins.intexec.kernels import layernorm_exact_int
+from vitq_plugins.intexec.kernels import pts_layernorm_int
 from vitq_plugins.intexec.kernels import shiftgelu_unit
 from vitq_plugins.intexec.kernels import shiftmax_unit
 from vitq_plugins.intexec.kernels import table_exp
@@ -24,6 +25,7 @@ from vitq_plugins.intexec.requant import QParams
 from vitq_plugins.intexec.requant import Requant
 from vitq_plugins.ops._intmath import round_shift
 from vitq_plugins.ops.lis import lis_codes
+from vitq_plugins.ops.lis import lis_softmax_unit
 from vitq_plugins.ops.shift import Division
 
 __all__ = [
@@ -111,10 +113,20 @@ class IntLayerNorm(_Recorded):
     this). ``exact_mean=True``: ``kernels.layernorm_exact_int`` on PTS codes aligned to the smallest channel
     scale, ``(x - z) << (alpha_c - min alpha)`` (FQ-ViT eqs. 9-10; the ``fqvit`` fake-quant runs a float
     LayerNorm there).
+
+    ``pts`` (torch.ao FX ``fqvit``, whose LayerNorm *is* FQ-ViT's integer one, ``ops.pts.pts_int_layernorm``):
+    ``(sign, h_mant, h_exp, beta_fix, eps_int)`` of ``kernels.pts_layernorm_int`` on the aligned codes; ``out``
+    then maps its result to the output container (ratio 1: adds the zero point and clamps) and on.
+    ``in_rq``: quantizes the input first (the FX ``fqvit`` stream is a fixed-point integer and each LayerNorm
+    input is ``quantize_per_channel`` of it onto the PTS grid).
     """
 
     bias_int: torch.Tensor
     in_shift: torch.Tensor
+    pts_sign: torch.Tensor
+    pts_h_mant: torch.Tensor
+    pts_h_exp: torch.Tensor
+    pts_beta: torch.Tensor
 
     def __init__(
         self,
@@ -124,9 +136,17 @@ class IntLayerNorm(_Recorded):
         exact_mean: bool = False,
         in_zero_point: int = 0,
         in_shift: torch.Tensor | None = None,
+        pts: tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, int] | None = None,
+        in_rq: Requant | None = None,
     ) -> None:
         super().__init__()
         self.register_buffer("bias_int", bias_int.to(torch.int64))
+        self.pts = pts is not None
+        consts = (None,) * 4 if pts is None else pts[:4]
+        for name, t in zip(("pts_sign", "pts_h_mant", "pts_h_exp", "pts_beta"), consts, strict=True):
+            self.register_buffer(name, None if t is None else t.to(torch.int64))
+        self.eps_int = 0 if pts is None else int(pts[4])
+        self.in_rq = in_rq
         shift = (
             torch.zeros_like(bias_int, dtype=torch.int64) if in_shift is None else in_shift.to(torch.int64)
         )
@@ -137,8 +157,20 @@ class IntLayerNorm(_Recorded):
         self.aligned = bool(in_zero_point != 0 or bool((shift != 0).any()))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.in_rq is not None:
+            x = self.in_rq(x)
+        return self.from_codes(x)
+
+    def from_codes(self, x: torch.Tensor) -> torch.Tensor:
+        """The LayerNorm on its input codes (after ``in_rq``)."""
         if self.aligned:
             x = (x - self.in_zero_point) << self.in_shift
+        if self.pts:
+            y_pts = pts_layernorm_int(
+                x, self.pts_sign, self.pts_h_mant, self.pts_h_exp, self.pts_beta, self.eps_int
+            ).clamp(-(2**31), 2**31)
+            out_pts: torch.Tensor = self.out(y_pts)
+            return out_pts
         y = layernorm_exact_int(x, self.bias_int) if self.exact_mean else ilayernorm_int(x, self.bias_int)
         out: torch.Tensor = self.out(y)
         return out
@@ -148,15 +180,20 @@ class ResidualAdd(_Recorded):
     """``clamp(round((ra(acc) + rb(x - z_x)) / 2^K) + z, qmin, qmax)``: an integer residual add.
 
     ``ra``/``rb`` are dyadic rescales to ``S_out / 2^K`` (``K`` = :data:`RESIDUAL_EXTRA_BITS`).
+
+    ``skip=None`` (torch.ao FX ``fqvit``, whose residual stream stays float): ``x`` is the stream as a
+    fixed-point integer on the grid ``out`` and the result is ``x + ra(acc)`` (``ra`` maps to that grid), unrounded.
     """
 
-    def __init__(self, branch: Requant, skip: Requant, x_zero_point: int, out: QParams) -> None:
+    def __init__(self, branch: Requant, skip: Requant | None, x_zero_point: int, out: QParams) -> None:
         super().__init__()
         self.branch, self.skip = branch, skip
         self.x_zero_point = int(x_zero_point)
         self.out = out
 
     def forward(self, acc: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        if self.skip is None:
+            return x + self.branch.raw(acc)
         s = self.branch.raw(acc) + self.skip.raw(x - self.x_zero_point)
         y = (round_shift(s, RESIDUAL_EXTRA_BITS, "half_up") + int(self.out.zero_point)).clamp(
             self.out.qmin, self.out.qmax
@@ -192,6 +229,7 @@ class IntAttention(_Recorded):
         proj: IntLinear,
         division: str = "official",
         lis: tuple[torch.Tensor, torch.Tensor, int] | None = None,
+        lis_unit: tuple[tuple[int, int, int], torch.Tensor] | None = None,
     ) -> None:
         super().__init__()
         self.num_heads = int(num_heads)
@@ -208,6 +246,12 @@ class IntAttention(_Recorded):
         self.register_buffer("exp_lo", None if lis is None else lis[1])
         self.t_max = 0 if lis is None else int(lis[2])
         self.lis_frac = lis_frac(self.out_bits)
+        #: torch.ao FX ``fqvit``: LIS as the graph runs it (``ops.lis.lis_softmax_int``: I-BERT i-exp of the
+        #: ``rq_logits`` codes, linear-space rounding; ``iexp_constants``, ``n``, ``out_bits`` = ``b``), then
+        #: ``lis_table[code]``: the code of ``2^-code`` on the output container (``rq_out`` takes it as ``p``)
+        self.lis_iexp = (0, 0, 0) if lis_unit is None else tuple(int(v) for v in lis_unit[0])
+        self.lis_table: torch.Tensor | None
+        self.register_buffer("lis_table", None if lis_unit is None else lis_unit[1].to(torch.int64))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, t, _ = x.shape
@@ -224,6 +268,11 @@ class IntAttention(_Recorded):
             # 2^-code = 2^(F - code) / 2^F; codes above F (p < 2^-F, and the underflow code 2^b) count as 0
             frac = self.lis_frac
             p = torch.where(codes <= frac, torch.ones_like(codes) << (frac - codes).clamp(min=0), 0)
+        elif self.lis_table is not None:
+            logits = self.rq_logits(q @ k.transpose(-2, -1))
+            x0i, bi, ci = self.lis_iexp
+            codes = lis_softmax_unit(logits, (x0i, bi, ci), self.out_bits, self.n, -1, "linear")
+            p = self.lis_table[codes]
         else:
             logits = self.rq_logits(q @ k.transpose(-2, -1))
             p = shiftmax_unit(logits, self.x0, n=self.n, out_bits=self.out_bits, division=self.division)
@@ -315,6 +364,8 @@ class IntEmbed(_Recorded):
             FX, where the conv output is rounded to its own grid first and the position embedding is added in
             float): ``rq`` maps the accumulator (through its ``pre`` grid) to ``S_stream / 2^K`` unrounded to
             the stream grid, ``pos_int`` is on that scale too, and the sum is rounded once by ``K`` bits.
+        fine: torch.ao FX ``fqvit`` (float residual stream): return ``rq.raw(acc) + pos_int`` unrounded, the
+            stream as a fixed-point integer on ``rq``'s grid (``cls_codes`` on it too).
     """
 
     pos_int: torch.Tensor
@@ -328,9 +379,11 @@ class IntEmbed(_Recorded):
         rq: Requant,
         cls_codes: torch.Tensor,
         pos_bits: int = 0,
+        fine: bool = False,
     ) -> None:
         super().__init__()
         self.patch = int(patch)
+        self.fine = bool(fine)
         self.pos_bits = int(pos_bits)
         self.proj, self.rq = proj, rq
         self.register_buffer("pos_int", pos_int.to(torch.int64))
@@ -345,12 +398,15 @@ class IntEmbed(_Recorded):
             .permute(0, 2, 4, 1, 3, 5)
             .reshape(b, (hh // p) * (ww // p), c * p * p)
         )
-        if self.pos_bits:
+        if self.fine:
+            tokens = self.rq.raw(self.proj(patches)) + self.pos_int
+        elif self.pos_bits:
             fine = self.rq.raw(self.proj(patches)) + self.pos_int
             tokens = round_shift(fine, self.pos_bits, "half_up") + self.rq.zero_point
         else:
             tokens = self.rq.raw(self.proj(patches) + self.pos_int) + self.rq.zero_point
-        tokens = tokens.clamp(self.rq.qmin, self.rq.qmax)
+        if not self.fine:
+            tokens = tokens.clamp(self.rq.qmin, self.rq.qmax)
         cls = self.cls_codes.reshape(1, 1, -1).expand(b, 1, -1)
         out = torch.cat([cls, tokens], dim=1)
         self.recorder.tap(self.rq.out.name, out)

@@ -24,6 +24,10 @@ from vitq_plugins.intexec.executor import IntExecutor
 from vitq_plugins.intexec.kernels import EXACT_SQRT_FRAC
 from vitq_plugins.intexec.kernels import EXP_FRAC_BITS
 from vitq_plugins.intexec.kernels import EXP_LO_BITS
+from vitq_plugins.intexec.kernels import PTS_BIAS_FRAC
+from vitq_plugins.intexec.kernels import PTS_DIV_STEP
+from vitq_plugins.intexec.kernels import PTS_DIV_STEPS
+from vitq_plugins.intexec.kernels import PTS_SQRT_FRAC
 from vitq_plugins.intexec.layers import RESIDUAL_EXTRA_BITS
 from vitq_plugins.intexec.layers import IntAttention
 from vitq_plugins.intexec.layers import IntBlock
@@ -230,14 +234,68 @@ def _isqrt(g: _Graph, v: str) -> str:
     return g.where(g.op("Equal", v, g.const(0)), g.const(0), k)
 
 
+def _pts_layernorm(g: _Graph, x: str, ln: IntLayerNorm, channels: int) -> str:
+    """``kernels.pts_layernorm_int`` (then clamped to ``+-2^31``) on aligned PTS codes."""
+    hm, he = g.const(ln.pts_h_mant), g.const(ln.pts_h_exp)
+    sign, one = g.const(ln.pts_sign), g.const(1)
+    s1 = g.reduce_sum(x)
+    d = g.op("Mul", g.const(channels), g.reduce_sum(g.op("Mul", x, x)))
+    d = g.op("Max", g.op("Add", g.op("Sub", d, g.op("Mul", s1, s1)), g.const(ln.eps_int)), one)
+    q = g.div_pos(hm, d)
+    rem = g.op("Sub", hm, g.op("Mul", q, d))
+    lg = g.floor_div(g.op("Sub", _floor_log2(g, q), he), g.const(2))
+    n = g.clamp(g.op("Sub", g.const(7), lg), 0, 31)
+    p = g.clamp(g.op("Sub", g.op("Sub", g.const(30), lg), n), 0, PTS_SQRT_FRAC)
+    u = g.op("Sub", g.op("Mul", g.const(2), g.op("Add", n, p)), he)
+    v = g.shl_u(q, g.op("Max", g.op("Neg", u), g.const(0)), "RIGHT")
+    left = g.op("Max", u, g.const(0))
+    for _ in range(PTS_DIV_STEPS):
+        step = g.op("Min", left, g.const(PTS_DIV_STEP))
+        num = g.shl_u(rem, step, "LEFT")
+        qq = g.div_pos(num, d)
+        v = g.op("Add", g.shl_u(v, step, "LEFT"), qq)
+        rem = g.op("Sub", num, g.op("Mul", qq, d))
+        left = g.op("Sub", left, step)
+    w = _isqrt(g, v)
+    m = g.op("Min", g.shl_u(w, p, "RIGHT"), g.const(255))
+    r = g.op("Sub", v, g.op("Mul", w, w))
+    two_w = g.op("Mul", g.const(2), g.op("Max", w, one))
+    t = g.op("Add", g.op("Mul", s1, w), g.floor_div(g.op("Mul", s1, r), two_w))
+    sh = g.op("Sub", g.op("Add", n, p), g.const(PTS_BIAS_FRAC))
+    beta = g.const(ln.pts_beta)
+    up = g.op("Mul", beta, g.shl_u(one, g.op("Max", sh, g.const(0)), "LEFT"))
+    down = g.floor_div(beta, g.shl_u(one, g.op("Max", g.op("Neg", sh), g.const(0)), "LEFT"))
+    b_sh = g.where(g.op("GreaterOrEqual", sh, g.const(0)), up, down)
+    den = g.op("Mul", g.const(channels), g.shl_u(one, p, "LEFT"))
+    num_b = g.op("Add", g.op("Mul", g.const(2), g.op("Sub", b_sh, g.op("Mul", sign, t))), den)
+    b = g.floor_div(num_b, g.op("Mul", g.const(2), den))
+    pv = g.op("Add", g.op("Mul", g.op("Mul", sign, m), x), b)
+    pw = g.shl_u(one, n, "LEFT")
+    qv = g.floor_div(pv, pw)
+    rr = g.op("Sub", pv, g.op("Mul", qv, pw))
+    half = g.where(
+        g.op("Greater", n, g.const(0)),
+        g.shl_u(one, g.op("Max", g.op("Sub", n, one), g.const(0)), "LEFT"),
+        g.const(0),
+    )
+    odd = g.op("Equal", g.op("Mod", qv, g.const(2), fmod=0), one)
+    tie = g.op("And", g.op("And", g.op("Equal", rr, half), odd), g.op("Greater", n, g.const(0)))
+    y = g.op("Add", qv, g.b2i(g.op("Or", g.op("Greater", rr, half), tie)))
+    return g.clamp(y, -(2**31), 2**31)
+
+
 def _layernorm(g: _Graph, x: str, ln: IntLayerNorm, channels: int) -> str:
-    """``kernels.ilayernorm_int`` / ``layernorm_exact_int`` (on aligned PTS codes) + requant."""
+    """``kernels.ilayernorm_int`` / ``layernorm_exact_int`` / ``pts_layernorm_int`` (on aligned PTS codes) + requant."""
+    if ln.in_rq is not None:
+        x = _requant(g, x, ln.in_rq)
     if ln.aligned:
         x = g.op(
             "Mul",
             g.op("Sub", x, g.const(ln.in_zero_point)),
             g.const(torch.ones_like(ln.in_shift) << ln.in_shift),
         )
+    if ln.pts:
+        return _requant(g, _pts_layernorm(g, x, ln, channels), ln.out)
     s = g.reduce_sum(x)
     c = g.const(channels)
     if ln.exact_mean:
@@ -261,6 +319,8 @@ def _layernorm(g: _Graph, x: str, ln: IntLayerNorm, channels: int) -> str:
 
 
 def _residual(g: _Graph, acc: str, x: str, res: ResidualAdd) -> str:
+    if res.skip is None:  # the fixed-point float stream (fqvit FX): x + branch, unrounded
+        return g.op("Add", x, _requant_raw(g, acc, res.branch))
     s = g.op(
         "Add",
         _requant_raw(g, acc, res.branch),
@@ -282,7 +342,11 @@ def _attention(g: _Graph, x: str, at: IntAttention, channels: int) -> str:
     v = _requant(g, parts[2], at.rq_v)
     kt = g.op("Transpose", _to_u8(g, k), perm=[0, 1, 3, 2])
     scores = _matmul_int(g, _to_u8(g, q), kt, at.rq_q.zero_point, at.rq_k.zero_point)
-    if at.lis:
+    if at.lis_table is not None:
+        logits = _requant(g, scores, at.rq_logits)
+        p = g.op("Gather", g.const(at.lis_table), _lis_iexp_codes(g, logits, at), axis=0)
+        o = g.op("MatMul", p, g.op("Sub", v, g.const(at.rq_v.zero_point)))
+    elif at.lis:
         p = _lis_probs(g, scores, at)
         v_int = g.op("Sub", v, g.const(at.rq_v.zero_point))
         o = g.op("MatMul", p, v_int)
@@ -292,6 +356,30 @@ def _attention(g: _Graph, x: str, at: IntAttention, channels: int) -> str:
         o = _matmul_int(g, _to_u8(g, p), _to_u8(g, v), 0, at.rq_v.zero_point)
     o = g.op("Reshape", g.op("Transpose", o, perm=[0, 2, 1, 3]), g.const([0, 0, channels]))
     return _linear(g, _requant(g, o, at.rq_out), at.proj)
+
+
+def _lis_iexp_codes(g: _Graph, x: str, at: IntAttention) -> str:
+    """``ops.lis.lis_softmax_unit(rounding="linear")``: I-BERT i-exp, then ``round(log2(sum / e))`` in linear space."""
+    x0, b_int, c_int = at.lis_iexp
+    n = at.n
+    x = g.op("Max", g.op("Sub", x, g.reduce_max(x)), g.const(n * x0))
+    q = g.floor_div(x, g.const(x0))
+    r = g.op("Sub", x, g.op("Mul", g.const(x0), q))
+    z = g.op("Add", g.op("Mul", r, g.op("Add", r, g.const(b_int))), g.const(c_int))
+    neg = g.op("Less", z, g.const(0))
+    e = g.shl_u(g.where(neg, g.const(0), z), g.op("Sub", g.const(n), q), "LEFT")
+    total = g.reduce_sum(e)
+    safe = g.op("Max", e, g.const(1))
+    two = g.const(2)
+    ratio = g.div_pos(g.op("Add", g.op("Mul", two, total), safe), g.op("Mul", two, safe))
+    k = _floor_log2(g, ratio)
+    nxt = g.op(
+        "Mod", g.shl_u(ratio, g.op("Max", g.op("Sub", k, g.const(1)), g.const(0)), "RIGHT"), two, fmod=0
+    )
+    k = g.op("Add", k, g.where(g.op("Greater", k, g.const(0)), nxt, g.const(0)))
+    zero = 2**at.out_bits
+    under = g.op("Or", g.op("Equal", e, g.const(0)), g.op("GreaterOrEqual", k, g.const(zero)))
+    return g.where(under, g.const(zero), k)
 
 
 def _lis_probs(g: _Graph, x: str, at: IntAttention) -> str:
@@ -368,12 +456,15 @@ def build_int_onnx(executor: IntExecutor, input_shape: tuple[int, int, int]) -> 
         "MatMulInteger", patches, g.const(lin.weight_t, np.int8), g.const(int(lin.inp.zero_point), np.uint8)
     )
     acc = g.op("Add", g.cast(acc, TensorProto.INT64), g.const(lin.bias))
-    if em.pos_bits:  # position embedding added on the fine stream scale, then one rounding (IntEmbed)
+    if em.fine:  # the fixed-point float stream (fqvit FX): unrounded, no clamp
+        tokens = g.op("Add", _requant_raw(g, acc, em.rq), g.const(em.pos_int))
+    elif em.pos_bits:  # position embedding added on the fine stream scale, then one rounding (IntEmbed)
         fine = g.op("Add", _requant_raw(g, acc, em.rq), g.const(em.pos_int))
         raw = g.shr(g.op("Add", fine, g.const(1 << (em.pos_bits - 1))), em.pos_bits)
     else:
         raw = _requant_raw(g, g.op("Add", acc, g.const(em.pos_int)), em.rq)
-    tokens = g.clamp(g.op("Add", raw, g.const(em.rq.zero_point)), em.rq.qmin, em.rq.qmax)
+    if not em.fine:
+        tokens = g.clamp(g.op("Add", raw, g.const(em.rq.zero_point)), em.rq.qmin, em.rq.qmax)
     shape = g.op("Shape", tokens)
     batch = g.op("Slice", shape, g.const([0]), g.const([1]))
     cls_shape = g.op("Concat", batch, g.const([1, channels]), axis=0)

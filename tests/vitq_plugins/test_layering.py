@@ -1,0 +1,72 @@
+"""Imports flow one way (every ``import``, also the lazy ones inside functions).
+
+numerics (``ops``) <- framework wings (``brevitas``, ``fx``; never each other) <- consumers of the wings
+(``intexec``, ``search``, ``pipeline``, ``commands``, the CLI); the plugin core (``core``, ``config``,
+``sites``, ``builtin``) knows no framework. A wing never reaches up into a consumer.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+PKG = Path(__file__).resolve().parents[2] / "vitq_plugins"
+
+#: subpackage -> subpackages (of vitq_plugins) it must never import
+FORBIDDEN: dict[str, set[str]] = {
+    "ops": {
+        "core",
+        "config",
+        "brevitas",
+        "fx",
+        "intexec",
+        "pipeline",
+        "search",
+        "commands",
+        "cli",
+        "builtin",
+    },
+    "core": {"brevitas", "fx", "intexec", "pipeline", "search", "commands", "cli", "ops"},
+    "config": {"brevitas", "fx", "intexec", "pipeline", "search", "commands", "cli"},
+    "sites": {"brevitas", "fx", "intexec", "pipeline", "search", "commands", "cli"},
+    "builtin": {"brevitas", "fx", "intexec", "pipeline", "search", "commands", "cli"},
+    "transforms": {"brevitas", "fx", "intexec", "pipeline", "search", "commands", "cli"},
+    "brevitas": {"fx", "intexec", "pipeline", "search", "commands", "cli", "evaluation"},
+    "fx": {"brevitas", "intexec", "pipeline", "search", "commands", "cli", "evaluation"},
+    "intexec": {"pipeline", "search", "commands", "cli"},
+    "pipeline": {"brevitas", "fx", "commands", "cli"},  # it reaches a wing through the registry
+}
+
+
+def _imports(path: Path) -> set[str]:
+    out: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        names: list[str] = []
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names = [node.module]
+        elif isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        for n in names:
+            parts = n.split(".")
+            if parts[0] == "vitq_plugins" and len(parts) > 1:
+                out.add(parts[1])
+    return out
+
+
+def _unit(path: Path) -> str:
+    rel = path.relative_to(PKG)
+    return rel.parts[0] if len(rel.parts) > 1 else rel.stem
+
+
+@pytest.mark.parametrize("unit", sorted(FORBIDDEN))
+def test_imports_flow_one_way(unit: str) -> None:
+    files = [p for p in PKG.rglob("*.py") if _unit(p) == unit]
+    assert files, f"no module for {unit!r}"
+    bad = {
+        f"{p.relative_to(PKG)} imports vitq_plugins.{dep}"
+        for p in files
+        for dep in _imports(p) & FORBIDDEN[unit]
+    }
+    assert not bad, sorted(bad)
