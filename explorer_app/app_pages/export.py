@@ -80,7 +80,7 @@ def page() -> None:
         "Quantizes and calibrates the current config, evaluates it and exports the calibrated model "
         "(`vitq quantize --export`). Open the file in Netron to inspect it. Integer-only ONNX (uint8 input "
         "codes to int32 logits: MatMulInteger, integer Shiftmax/ShiftGELU/I-LayerNorm, dyadic requantization) "
-        "exists for the ivit recipe on both backends and fqvit on brevitas; other recipes get a message "
+        "exists for the ivit and fqvit recipes on both backends; other recipes get a message "
         "naming the op that stays float."
     )
     exports = st.session_state[state.EXPORTS]
