@@ -86,6 +86,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--recipe", default="ivit", choices=["ivit", "fqvit"])
     ap.add_argument("--backend", default="brevitas", choices=["brevitas", "fx"])
     ap.add_argument(
+        "--attn-bits", type=int, default=None, help="attention-map bits (fqvit on fx: LIS <= 6, e.g. 4)"
+    )
+    ap.add_argument(
         "--no-noise-floor", action="store_true", help="skip the exact (float64) fake-quant comparison"
     )
     ap.add_argument(
@@ -112,7 +115,8 @@ def main(argv: list[str] | None = None) -> int:
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(args.seed)
         backend = get_host().backends.get(args.backend).load()
-        qmodel = backend.quantize(fp, QuantConfig(args.recipe), calib, progress=False)
+        cfg = QuantConfig(args.recipe, **({} if args.attn_bits is None else {"attn_bits": args.attn_bits}))
+        qmodel = backend.quantize(fp, cfg, calib, progress=False)
     fx = args.backend == "fx"
     if fx:
         args.no_noise_floor = True  # the x86 quantized kernels have no float64 form
@@ -122,6 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     res: dict[str, Any] = {
         "model": "vit_tiny_cifar10",
         "recipe": args.recipe,
+        "attn_bits": cfg.attn_bits,
         "backend": args.backend,
         "data": "cifar10_bundled",
         "n_calib": args.n_calib,
