@@ -417,18 +417,24 @@ def _norm(
     return node, _ilayernorm(mod, graph.grid(node), target, then=then)
 
 
+def _norm_linear(
+    graph: _Graph, norm: str, linear: str, x_node: fx.Node, fine: _Fine | None
+) -> tuple[IntLayerNorm, _Lin, fx.Node, QParams]:
+    """A LayerNorm and the Linear it feeds (qkv or fc1): the norm, the Linear, its node and output grid."""
+    norm_node, ln = _norm(graph, norm, x_node, fine)
+    lin_node, lin_mod = graph.module(linear)
+    if graph.back(lin_node.args[0]) is not norm_node:
+        raise VitqError(f"{linear}: its input is not {norm.rpartition('.')[2]}'s output")
+    lin = _linear(graph, lin_node, lin_mod, graph.grid(norm_node), linear)
+    return ln, lin, lin_node, graph.grid(lin_node)
+
+
 def _attention(
     graph: _Graph, i: int, x_node: fx.Node, tokens: int, fine: _Fine | None = None
 ) -> tuple[IntLayerNorm, IntAttention, _Lin, fx.Node, fx.Node]:
     """LayerNorm 1 and attention of block ``i`` (``x_node``: the stream tensor); also the proj node and output."""
     where = f"blocks.{i}"
-    n1_node, ln1 = _norm(graph, f"{where}.norm1", x_node, fine)
-    g_ln = graph.grid(n1_node)
-    qkv_node, qkv_mod = graph.module(f"{where}.attn.qkv")
-    if graph.back(qkv_node.args[0]) is not n1_node:
-        raise VitqError(f"{where}.attn.qkv: its input is not norm1's output")
-    qkv = _linear(graph, qkv_node, qkv_mod, g_ln, f"{where}.attn.qkv")
-    g_qkv = graph.grid(qkv_node)
+    ln1, qkv, qkv_node, g_qkv = _norm_linear(graph, f"{where}.norm1", f"{where}.attn.qkv", x_node, fine)
 
     sm_node, sm = _custom(graph, f"{where}.attn.softmax", "lis" if fine is not None else "shiftmax")
     mm_qk = graph.back(sm_node.args[0])
@@ -535,13 +541,7 @@ def _mlp(
     graph: _Graph, i: int, x2_node: fx.Node, fine: _Fine | None = None
 ) -> tuple[IntLayerNorm, IntMlp, _Lin, fx.Node]:
     where = f"blocks.{i}"
-    n2_node, ln2 = _norm(graph, f"{where}.norm2", x2_node, fine)
-    g_ln = graph.grid(n2_node)
-    fc1_node, fc1_mod = graph.module(f"{where}.mlp.fc1")
-    if graph.back(fc1_node.args[0]) is not n2_node:
-        raise VitqError(f"{where}.mlp.fc1: its input is not norm2's output")
-    fc1 = _linear(graph, fc1_node, fc1_mod, g_ln, f"{where}.mlp.fc1")
-    g_fc1 = graph.grid(fc1_node)
+    ln2, fc1, fc1_node, g_fc1 = _norm_linear(graph, f"{where}.norm2", f"{where}.mlp.fc1", x2_node, fine)
     if fine is not None:
         return (ln2, *_gelu_lut(graph, where, fc1, fc1_node, g_fc1))
     act_node, act = _custom(graph, f"{where}.mlp.act", "shiftgelu")

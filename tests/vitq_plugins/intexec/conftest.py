@@ -1,8 +1,10 @@
-"""Fixtures: the bundled reference model quantized with ``ivit`` (64 calibration images) and its integer program."""
+"""Fixtures: the bundled reference model (64 calibration, 96 test images) quantized by a backend, and its
+integer program (``ivit`` and ``fqvit``, Brevitas and torch.ao FX)."""
 
 from __future__ import annotations
 
 from types import SimpleNamespace
+from typing import Any
 
 import pytest
 import torch
@@ -13,16 +15,14 @@ N_CALIB = 64
 N_EVAL = 96
 
 
-def _build(recipe: str) -> SimpleNamespace:
-    """``fp``, ``qmodel`` (Brevitas), ``executor``, ``eval_batches`` (list of (x, y)) and ``calib_batches``."""
+@pytest.fixture(scope="session")
+def ref_data() -> SimpleNamespace:
+    """``fp`` (the reference model), ``calib_batches`` (images) and ``eval_batches`` (list of (x, y))."""
     torch.set_num_threads(1)
-    from vitq_plugins.brevitas.backend import BACKEND
-    from vitq_plugins.config import QuantConfig
     from vitq_plugins.core.manager import get_host
     from vitq_plugins.data.loader import make_loader
     from vitq_plugins.data.resolve import resolve_dataset
     from vitq_plugins.data.transforms import transform_for_model
-    from vitq_plugins.intexec import convert_brevitas
     from vitq_plugins.models.resolve import resolve_model
 
     host = get_host()
@@ -31,24 +31,48 @@ def _build(recipe: str) -> SimpleNamespace:
     tf = transform_for_model(fp)
     calib, _ = resolve_dataset("cifar10_bundled", "calib", transform=tf, host=host)
     ev, _ = resolve_dataset("cifar10_bundled", "eval", transform=tf, host=host)
-    calib_batches = list(make_loader(calib, 32, N_CALIB, 0, what="--calib").images())
-    eval_batches = list(make_loader(ev, 48, N_EVAL, 0, what="--eval"))
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(0)
-        qmodel = BACKEND.quantize(fp, QuantConfig(recipe), calib_batches, progress=False)
-    executor = convert_brevitas(qmodel, recipe)
     return SimpleNamespace(
-        fp=fp, qmodel=qmodel, executor=executor, eval_batches=eval_batches, calib_batches=calib_batches
+        fp=fp,
+        calib_batches=list(make_loader(calib, 32, N_CALIB, 0, what="--calib").images()),
+        eval_batches=list(make_loader(ev, 48, N_EVAL, 0, what="--eval")),
     )
 
 
-@pytest.fixture(scope="session")
-def ref() -> SimpleNamespace:
-    """The ``ivit`` recipe on the reference model."""
-    return _build("ivit")
+def build_program(data: SimpleNamespace, backend: str, recipe: str, **cfg: Any) -> SimpleNamespace:
+    """``data`` plus ``qmodel`` (calibrated by ``backend``) and ``executor`` (its integer program)."""
+    torch.set_num_threads(1)
+    from vitq_plugins.config import QuantConfig
+    from vitq_plugins.core.manager import get_host
+    from vitq_plugins.intexec import convert_brevitas
+    from vitq_plugins.intexec import convert_fx
+
+    impl = get_host().backends.get(backend).load()
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        qmodel = impl.quantize(data.fp, QuantConfig(recipe, **cfg), data.calib_batches, progress=False)
+    convert = convert_fx if backend == "fx" else convert_brevitas
+    return SimpleNamespace(**vars(data), qmodel=qmodel, executor=convert(qmodel, recipe))
 
 
 @pytest.fixture(scope="session")
-def ref_fqvit() -> SimpleNamespace:
+def ref(ref_data: SimpleNamespace) -> SimpleNamespace:
+    """The ``ivit`` recipe on the reference model (Brevitas)."""
+    return build_program(ref_data, "brevitas", "ivit")
+
+
+@pytest.fixture(scope="session")
+def ref_fqvit(ref_data: SimpleNamespace) -> SimpleNamespace:
     """The ``fqvit`` recipe (PTS LayerNorm inputs, LIS, float GELU with a uint8 output) on the reference model."""
-    return _build("fqvit")
+    return build_program(ref_data, "brevitas", "fqvit")
+
+
+@pytest.fixture(scope="session")
+def fxref(ref_data: SimpleNamespace) -> SimpleNamespace:
+    """The torch.ao FX ``ivit`` recipe (``convert_fx`` graph on the x86 engine) and its program."""
+    return build_program(ref_data, "fx", "ivit")
+
+
+@pytest.fixture(scope="session")
+def fxfq(ref_data: SimpleNamespace) -> SimpleNamespace:
+    """The FX ``fqvit`` recipe (``attn_bits=4``: PTS LayerNorm, LIS, float GELU + uint8) and its program."""
+    return build_program(ref_data, "fx", "fqvit", attn_bits=4)

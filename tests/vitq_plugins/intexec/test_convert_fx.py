@@ -18,37 +18,7 @@ from vitq_plugins.intexec import export_int_onnx
 from vitq_plugins.intexec import run_integer_only
 from vitq_plugins.intexec.report import agreement_report
 
-N_CALIB = 64
 N_EVAL = 96
-
-
-@pytest.fixture(scope="module")
-def fxref() -> SimpleNamespace:
-    """``fp``, ``qmodel`` (FX-converted ``ivit``), ``executor``, ``eval_batches``, ``calib_batches``."""
-    torch.set_num_threads(1)
-    from vitq_plugins.config import QuantConfig
-    from vitq_plugins.core.manager import get_host
-    from vitq_plugins.data.loader import make_loader
-    from vitq_plugins.data.resolve import resolve_dataset
-    from vitq_plugins.data.transforms import transform_for_model
-    from vitq_plugins.fx.backend import BACKEND
-    from vitq_plugins.models.resolve import resolve_model
-
-    host = get_host()
-    fp, _ = resolve_model("vit_tiny_cifar10", host=host)
-    fp.eval()
-    tf = transform_for_model(fp)
-    calib, _ = resolve_dataset("cifar10_bundled", "calib", transform=tf, host=host)
-    ev, _ = resolve_dataset("cifar10_bundled", "eval", transform=tf, host=host)
-    calib_batches = list(make_loader(calib, 32, N_CALIB, 0, what="--calib").images())
-    eval_batches = list(make_loader(ev, 48, N_EVAL, 0, what="--eval"))
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(0)
-        qmodel = BACKEND.quantize(fp, QuantConfig("ivit"), calib_batches, progress=False)
-    executor = convert_fx(qmodel, "ivit")
-    return SimpleNamespace(
-        fp=fp, qmodel=qmodel, executor=executor, eval_batches=eval_batches, calib_batches=calib_batches
-    )
 
 
 class _Codes(fx.Interpreter):
@@ -65,27 +35,31 @@ class _Codes(fx.Interpreter):
         return out
 
 
-def test_program_is_integer_and_guard_passes(fxref: SimpleNamespace) -> None:
-    ex = fxref.executor
-    for name, buf in ex.named_buffers():
-        assert not buf.is_floating_point(), name
-    x, _ = fxref.eval_batches[0]
-    codes = ex.quantize_input(x[:4])
-    (logits, scale), guard = run_integer_only(ex, codes)
+@pytest.mark.parametrize("name", ["fxref", "fxfq"])
+def test_program_is_integer_and_guard_passes(request: pytest.FixtureRequest, name: str) -> None:
+    prog = request.getfixturevalue(name)
+    ex = prog.executor
+    for buf_name, buf in ex.named_buffers():
+        assert not buf.is_floating_point(), buf_name
+    x, _ = prog.eval_batches[0]
+    (logits, scale), guard = run_integer_only(ex, ex.quantize_input(x[:4]))
     assert logits.dtype == torch.int32 and logits.shape == (4, 10)
-    assert scale == pytest.approx(float(fxref.qmodel.head.scale))
+    assert scale == pytest.approx(float(prog.qmodel.head.scale))
     assert len(guard.records) > 1000
 
 
-def test_agreement_with_fx_model(fxref: SimpleNamespace) -> None:
-    # measured (torch 2.14.1, x86 engine, AVX512-VNNI): 95/96 top-1 agreement, logit error mean 0.66 / max 5
-    # output steps (one step = the head's output scale); every single stage is exact but for rounding ties
-    # (see test_each_rounding_matches_the_graph), the ties compound over 12 blocks
-    rep = agreement_report(fxref.qmodel, fxref.executor, fxref.eval_batches, layers=False)
+# measured (torch 2.14.1, x86 engine, AVX512-VNNI, 96 images), logit error in output steps (one step = the head's
+# output scale): ivit 95/96 top-1 agreement, mean 0.66 / max 5; fqvit 95/96 (same top-1 accuracy), mean 0.60 /
+# max 7. Every single stage is exact but for float32 rounding ties (test_*each_rounding_matches_the_graph;
+# fqvit's residual stream is a float32 sum in the graph, a fixed-point integer here); ties compound over 12 blocks
+@pytest.mark.parametrize(("name", "mean_steps"), [("fxref", 1.5), ("fxfq", 0.9)])
+def test_agreement_with_fx_model(request: pytest.FixtureRequest, name: str, mean_steps: float) -> None:
+    prog = request.getfixturevalue(name)
+    rep = agreement_report(prog.qmodel, prog.executor, prog.eval_batches, layers=False)
     assert rep.images == N_EVAL
     assert rep.agreement >= 0.95
     assert abs(rep.int_top1 - rep.fq_top1) <= 0.03
-    assert rep.logit_err_mean_steps < 1.5 and rep.logit_err_max_steps <= 10
+    assert rep.logit_err_mean_steps < mean_steps and rep.logit_err_max_steps <= 10
     assert rep.overflow_free, rep.overflow
 
 
@@ -152,12 +126,14 @@ def test_each_rounding_matches_the_graph(fxref: SimpleNamespace) -> None:
     assert len(set(checked)) == 14, checked
 
 
-def test_int_onnx_is_bit_exact(fxref: SimpleNamespace, tmp_path: Path) -> None:
+@pytest.mark.parametrize("name", ["fxref", "fxfq"])
+def test_int_onnx_is_bit_exact(request: pytest.FixtureRequest, name: str, tmp_path: Path) -> None:
     ort = pytest.importorskip("onnxruntime")
     import numpy as np
 
-    ex = fxref.executor
-    x, _ = fxref.eval_batches[0]
+    prog = request.getfixturevalue(name)
+    ex = prog.executor
+    x, _ = prog.eval_batches[0]
     path = export_int_onnx(ex, tmp_path / "fx_int.onnx", x[:1])
     sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     codes = ex.quantize_input(x[:16])
@@ -196,46 +172,7 @@ def test_recipe_without_integer_form_names_the_node(fxref: SimpleNamespace) -> N
     with pytest.raises(VitqError, match=r"int-onnx.*LayerNorm stays float"):
         check_integer_form("fx", fxref.fp, QuantConfig("minmax"))
     check_integer_form("fx", fxref.fp, QuantConfig("ivit"))  # has an integer form
-
-
-@pytest.fixture(scope="module")
-def fxfq(fxref: SimpleNamespace) -> SimpleNamespace:
-    """The FX ``fqvit`` recipe (``attn_bits=4``: PTS LayerNorm, LIS, float GELU + uint8) and its program."""
-    torch.set_num_threads(1)
-    from vitq_plugins.config import QuantConfig
-    from vitq_plugins.fx.backend import BACKEND
-
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(0)
-        qmodel = BACKEND.quantize(
-            fxref.fp, QuantConfig("fqvit", attn_bits=4), fxref.calib_batches, progress=False
-        )
-    return SimpleNamespace(
-        qmodel=qmodel, executor=convert_fx(qmodel, "fqvit"), eval_batches=fxref.eval_batches
-    )
-
-
-def test_fqvit_program_is_integer_and_guard_passes(fxfq: SimpleNamespace) -> None:
-    ex = fxfq.executor
-    for name, buf in ex.named_buffers():
-        assert not buf.is_floating_point(), name
-    x, _ = fxfq.eval_batches[0]
-    (logits, scale), guard = run_integer_only(ex, ex.quantize_input(x[:4]))
-    assert logits.dtype == torch.int32 and logits.shape == (4, 10)
-    assert scale == pytest.approx(float(fxfq.qmodel.head.scale))
-    assert len(guard.records) > 1000
-
-
-def test_fqvit_agreement_with_fx_model(fxfq: SimpleNamespace) -> None:
-    # measured (torch 2.14.1, x86 engine): 95/96 top-1 agreement (same top-1 accuracy), logit error mean 0.60 /
-    # max 7 output steps; every stage is exact but for float32 ties (the FX residual stream is a float32 sum,
-    # here a fixed-point integer), which compound over 12 blocks
-    rep = agreement_report(fxfq.qmodel, fxfq.executor, fxfq.eval_batches, layers=False)
-    assert rep.images == N_EVAL
-    assert rep.agreement >= 0.95
-    assert abs(rep.int_top1 - rep.fq_top1) <= 0.03
-    assert rep.logit_err_mean_steps < 0.9 and rep.logit_err_max_steps <= 10
-    assert rep.overflow_free, rep.overflow
+    check_integer_form("fx", fxref.fp, QuantConfig("fqvit", attn_bits=4))
 
 
 def test_fqvit_each_rounding_matches_the_graph(fxfq: SimpleNamespace) -> None:
@@ -305,25 +242,6 @@ def test_fqvit_each_rounding_matches_the_graph(fxfq: SimpleNamespace) -> None:
         same(mlp.lut[fxc[mlp.rq_gelu.out.name]].to(torch.int64), mlp.lut_name)
         same(nxt(blk.res2(mlp.fc2(fxc[mlp.lut_name]), x2)), nxt.out.name)
     assert len(set(checked)) == 15, checked
-
-
-def test_fqvit_int_onnx_is_bit_exact(fxref: SimpleNamespace, fxfq: SimpleNamespace, tmp_path: Path) -> None:
-    ort = pytest.importorskip("onnxruntime")
-    import numpy as np
-
-    from vitq_plugins.config import QuantConfig
-
-    check_integer_form("fx", fxref.fp, QuantConfig("fqvit", attn_bits=4))  # has an integer form
-    ex = fxfq.executor
-    x, _ = fxfq.eval_batches[0]
-    path = export_int_onnx(ex, tmp_path / "fx_fqvit_int.onnx", x[:1])
-    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    codes = ex.quantize_input(x[:16])
-    with torch.no_grad():
-        li, _ = ex(codes)
-    out = sess.run(None, {"input": codes.numpy()})[0]
-    assert out.dtype == np.int32
-    assert np.array_equal(out, li.numpy())
 
 
 def test_non_fx_model_is_rejected(fxref: SimpleNamespace) -> None:
