@@ -41,20 +41,15 @@ import torch  # noqa: E402
 
 def _data(n_calib: int, n_eval: int, batch: int, seed: int) -> tuple[Any, list[torch.Tensor], list[Any]]:
     from vitq_plugins.core.manager import get_host
-    from vitq_plugins.data.loader import make_loader
-    from vitq_plugins.data.resolve import resolve_dataset
-    from vitq_plugins.data.transforms import transform_for_model
     from vitq_plugins.models.resolve import resolve_model
+    from vitq_plugins.pipeline import split_loader
 
     host = get_host()
     fp, _ = resolve_model("vit_tiny_cifar10", host=host)
     fp.eval()
-    tf = transform_for_model(fp)
-    calib, _ = resolve_dataset("cifar10_bundled", "calib", transform=tf, host=host)
-    ev, _ = resolve_dataset("cifar10_bundled", "eval", transform=tf, host=host)
-    cb = list(make_loader(calib, batch, n_calib, seed, what="--calib").images())
-    eb = list(make_loader(ev, batch, n_eval, seed, what="--eval"))
-    return fp, cb, eb
+    calib, _ = split_loader(fp, "cifar10_bundled", "calib", n_calib, seed, host, batch_size=batch)
+    ev, _ = split_loader(fp, "cifar10_bundled", "eval", n_eval, seed, host, batch_size=batch)
+    return fp, list(calib.images()), list(ev)
 
 
 def _ort_session(path: Path | bytes, threads: int) -> Any:

@@ -50,6 +50,7 @@ __all__ = [
     "load_backend",
     "run_evaluate",
     "run_quantize",
+    "split_loader",
     "versions",
 ]
 
@@ -207,6 +208,30 @@ def _first_batch(loader: BatchLoader) -> torch.Tensor:
     raise VitqError("the evaluation data yielded no images")
 
 
+def split_loader(
+    model: nn.Module,
+    data: str | Path,
+    split: str,
+    n: int | None,
+    seed: int,
+    host: PluginHost,
+    *,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+) -> tuple[BatchLoader, str]:
+    """The seeded loader of ``n`` images of ``split`` (``"calib"``/``"eval"``) of ``data``, with ``model``'s
+    preprocessing, and the dataset's name: the images :func:`run_quantize` calibrates and evaluates on.
+
+    Raises:
+        VitqError: unknown dataset or ``n`` outside the split's size.
+    """
+    from vitq_plugins.data.loader import make_loader
+    from vitq_plugins.data.resolve import resolve_dataset
+    from vitq_plugins.data.transforms import transform_for_model
+
+    ds, name = resolve_dataset(data, split, transform=transform_for_model(model), host=host)
+    return make_loader(ds, batch_size, n, seed, what=f"--{split}"), name
+
+
 def run_quantize(
     model: str | Path | nn.Module,
     recipe: str | None = None,
@@ -265,9 +290,6 @@ def run_quantize(
     """
     import torch
 
-    from vitq_plugins.data.loader import make_loader
-    from vitq_plugins.data.resolve import resolve_dataset
-    from vitq_plugins.data.transforms import transform_for_model
     from vitq_plugins.evaluation.bops import bits_by_layer
     from vitq_plugins.evaluation.bops import bops
     from vitq_plugins.evaluation.evaluate import evaluate
@@ -294,11 +316,10 @@ def run_quantize(
         check_integer_form(backend, fp_model, cfg)
     elif export != "none" and callable(check_export):
         check_export(fp_model, cfg, export)
-    transform = transform_for_model(fp_model)
-    calib_ds, calib_name = resolve_dataset(data, "calib", transform=transform, host=host)
-    eval_ds, eval_name = resolve_dataset(data, "eval", transform=transform, host=host)
-    calib_loader = make_loader(calib_ds, batch_size, n_calib, seed, what="--calib")
-    eval_loader = make_loader(eval_ds, batch_size, n_eval, seed, what="--eval")
+    calib_loader, calib_name = split_loader(
+        fp_model, data, "calib", n_calib, seed, host, batch_size=batch_size
+    )
+    eval_loader, eval_name = split_loader(fp_model, data, "eval", n_eval, seed, host, batch_size=batch_size)
 
     example = _first_batch(eval_loader)
     macs = count_macs(fp_model, tuple(example.shape[1:]))
@@ -389,17 +410,13 @@ def fp_evaluation(
     Raises:
         VitqError: unknown dataset or ``n_eval`` outside the data's size.
     """
-    from vitq_plugins.data.loader import make_loader
-    from vitq_plugins.data.resolve import resolve_dataset
-    from vitq_plugins.data.transforms import transform_for_model
     from vitq_plugins.evaluation.evaluate import evaluate
 
     if host is None:
         from vitq_plugins.core.manager import get_host
 
         host = get_host()
-    eval_ds, _ = resolve_dataset(data, "eval", transform=transform_for_model(model), host=host)
-    loader = make_loader(eval_ds, batch_size, n_eval, seed, what="--eval")
+    loader, _ = split_loader(model, data, "eval", n_eval, seed, host, batch_size=batch_size)
     return evaluate(model, loader, keep_logits=True, progress=progress, desc="eval fp")
 
 
@@ -424,9 +441,6 @@ def run_evaluate(
     Raises:
         VitqError: unknown model/dataset, a bad checkpoint, or ``n_eval`` outside the data's size.
     """
-    from vitq_plugins.data.loader import make_loader
-    from vitq_plugins.data.resolve import resolve_dataset
-    from vitq_plugins.data.transforms import transform_for_model
     from vitq_plugins.evaluation.evaluate import evaluate
     from vitq_plugins.evaluation.macs import count_macs
     from vitq_plugins.evaluation.size import weight_size_mb
@@ -437,9 +451,7 @@ def run_evaluate(
 
         host = get_host()
     fp_model, model_name = resolve_model(model, host=host, pretrained=pretrained, arch=arch)
-    transform = transform_for_model(fp_model)
-    eval_ds, eval_name = resolve_dataset(data, "eval", transform=transform, host=host)
-    loader = make_loader(eval_ds, batch_size, n_eval, seed, what="--eval")
+    loader, eval_name = split_loader(fp_model, data, "eval", n_eval, seed, host, batch_size=batch_size)
     example = _first_batch(loader)
     res = evaluate(fp_model, loader, progress=progress, desc="eval")
     return {

@@ -20,22 +20,15 @@ def ref_data() -> SimpleNamespace:
     """``fp`` (the reference model), ``calib_batches`` (images) and ``eval_batches`` (list of (x, y))."""
     torch.set_num_threads(1)
     from vitq_plugins.core.manager import get_host
-    from vitq_plugins.data.loader import make_loader
-    from vitq_plugins.data.resolve import resolve_dataset
-    from vitq_plugins.data.transforms import transform_for_model
     from vitq_plugins.models.resolve import resolve_model
+    from vitq_plugins.pipeline import split_loader
 
     host = get_host()
     fp, _ = resolve_model("vit_tiny_cifar10", host=host)
     fp.eval()
-    tf = transform_for_model(fp)
-    calib, _ = resolve_dataset("cifar10_bundled", "calib", transform=tf, host=host)
-    ev, _ = resolve_dataset("cifar10_bundled", "eval", transform=tf, host=host)
-    return SimpleNamespace(
-        fp=fp,
-        calib_batches=list(make_loader(calib, 32, N_CALIB, 0, what="--calib").images()),
-        eval_batches=list(make_loader(ev, 48, N_EVAL, 0, what="--eval")),
-    )
+    calib, _ = split_loader(fp, "cifar10_bundled", "calib", N_CALIB, 0, host, batch_size=32)
+    ev, _ = split_loader(fp, "cifar10_bundled", "eval", N_EVAL, 0, host, batch_size=48)
+    return SimpleNamespace(fp=fp, calib_batches=list(calib.images()), eval_batches=list(ev))
 
 
 def build_program(data: SimpleNamespace, backend: str, recipe: str, **cfg: Any) -> SimpleNamespace:

@@ -63,6 +63,40 @@ def test_agreement_with_fx_model(request: pytest.FixtureRequest, name: str, mean
     assert rep.overflow_free, rep.overflow
 
 
+class _Stages:
+    """The FX model's integer codes per node, and a check of executor stages fed those codes: at most one step
+    off, on fewer than 1e-4 of the elements (float32 rounding ties of the x86 kernels)."""
+
+    def __init__(self, codes: dict[str, torch.Tensor]) -> None:
+        self.codes = codes
+        self.checked: list[str] = []
+
+    def same(self, got: torch.Tensor, name: str, part: int = -1) -> None:
+        ref = self.codes[name]
+        if part >= 0:  # the q/k/v slice of the qkv output (a slice that keeps the qkv grid)
+            b, n, _ = ref.shape
+            ref = ref.reshape(b, n, 3, got.shape[1], -1).permute(2, 0, 3, 1, 4)[part]
+        elif ref.dim() == 4 and got.dim() == 3:  # attn @ v: heads are merged before proj
+            ref = ref.transpose(1, 2)
+        diff = (got - ref.reshape(got.shape)).abs()
+        assert int(diff.max()) <= 1, name
+        assert float((diff > 0).double().mean()) < 1e-4, name
+        self.checked.append(name)
+
+    def attention_inputs(self, at: Any, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Check qkv's q, k, v and the logits requant on ``x`` (norm1's output codes); q, k, v minus zero points."""
+        acc = at.qkv(x)
+        b, n, _ = acc.shape
+        parts = acc.reshape(b, n, 3, at.num_heads, -1).permute(2, 0, 3, 1, 4)
+        qkv = []
+        for i, rq in enumerate((at.rq_q, at.rq_k, at.rq_v)):
+            self.same(rq(parts[i]), rq.out.name, i if self.codes[rq.out.name].dim() == 3 else -1)
+            qkv.append(rq(parts[i]) - rq.zero_point)
+        q, k, v = qkv
+        self.same(at.rq_logits(q @ k.transpose(-2, -1)), at.rq_logits.out.name)
+        return q, k, v
+
+
 def _node_name(gm: fx.GraphModule, target: str) -> str:
     return next(str(n.name) for n in gm.graph.nodes if n.op == "call_module" and n.target == target)
 
@@ -79,20 +113,8 @@ def test_each_rounding_matches_the_graph(fxref: SimpleNamespace) -> None:
     with torch.no_grad():
         interp.run(x[:8])
         stream = ex.embed(ex.quantize_input(x[:8]))
-    fxc = interp.codes
-    checked: list[str] = []
-
-    def same(got: torch.Tensor, name: str, part: int = -1) -> None:
-        ref = fxc[name]
-        if part >= 0:  # the q slice of the qkv output (q keeps the qkv grid)
-            b, n, _ = ref.shape
-            ref = ref.reshape(b, n, 3, got.shape[1], -1).permute(2, 0, 3, 1, 4)[part]
-        elif ref.dim() == 4 and got.dim() == 3:  # attn @ v: heads are merged before proj
-            ref = ref.transpose(1, 2)
-        diff = (got - ref.reshape(got.shape)).abs()
-        assert int(diff.max()) <= 1, name
-        assert float((diff > 0).double().mean()) < 1e-4, name
-        checked.append(name)
+    stages = _Stages(interp.codes)
+    fxc, same, checked = stages.codes, stages.same, stages.checked
 
     blk, at = ex.blocks[0], ex.blocks[0].attn
     with torch.no_grad():
@@ -100,15 +122,8 @@ def test_each_rounding_matches_the_graph(fxref: SimpleNamespace) -> None:
         same(stream, blk.in_grid.name)
         xs = fxc[blk.in_grid.name]
         same(blk.ln1(xs), blk.ln1.out.out.name)
-        acc = at.qkv(fxc[blk.ln1.out.out.name])
-        b, n, _ = acc.shape
-        parts = acc.reshape(b, n, 3, at.num_heads, -1).permute(2, 0, 3, 1, 4)
-        qkv = []
-        for i, rq in enumerate((at.rq_q, at.rq_k, at.rq_v)):
-            same(rq(parts[i]), rq.out.name, i if fxc[rq.out.name].dim() == 3 else -1)
-            qkv.append(rq(parts[i]) - rq.zero_point)
-        q, k, v = qkv
-        same(at.rq_logits(q @ k.transpose(-2, -1)), at.rq_logits.out.name)
+        q, k, v = stages.attention_inputs(at, fxc[blk.ln1.out.out.name])
+        b, n = q.shape[0], q.shape[2]
         p = shiftmax_unit(fxc[at.rq_logits.out.name], at.x0, n=at.n, out_bits=at.out_bits)
         same(p, _node_name(qm, "blocks.0.attn.softmax"))
         o = (fxc[_node_name(qm, "blocks.0.attn.softmax")] @ v).transpose(1, 2).reshape(b, n, -1)
@@ -185,20 +200,8 @@ def test_fqvit_each_rounding_matches_the_graph(fxfq: SimpleNamespace) -> None:
     interp = _Codes(qm)
     with torch.no_grad():
         interp.run(x[:8])
-    fxc = interp.codes
-    checked: list[str] = []
-
-    def same(got: torch.Tensor, name: str, part: int = -1) -> None:
-        ref = fxc[name]
-        if part >= 0:
-            b, n, _ = ref.shape
-            ref = ref.reshape(b, n, 3, got.shape[1], -1).permute(2, 0, 3, 1, 4)[part]
-        elif ref.dim() == 4 and got.dim() == 3:
-            ref = ref.transpose(1, 2)
-        diff = (got - ref.reshape(got.shape)).abs()
-        assert int(diff.max()) <= 1, name
-        assert float((diff > 0).double().mean()) < 1e-4, name
-        checked.append(name)
+    stages = _Stages(interp.codes)
+    fxc, same, checked = stages.codes, stages.same, stages.checked
 
     blk, at, em = ex.blocks[0], ex.blocks[0].attn, ex.embed
     assert at.lis_table is not None and blk.ln1.in_rq is not None and blk.ln2.in_rq is not None
@@ -218,15 +221,8 @@ def test_fqvit_each_rounding_matches_the_graph(fxfq: SimpleNamespace) -> None:
         stream = torch.cat([em.cls_codes.reshape(1, 1, -1).expand(8, 1, -1), tokens], dim=1)
         same(blk.ln1.in_rq(stream), blk.ln1.in_rq.out.name)
         same(blk.ln1.from_codes(fxc[blk.ln1.in_rq.out.name]), blk.ln1.out.out.name)
-        acc = at.qkv(fxc[blk.ln1.out.out.name])
-        b, n, _ = acc.shape
-        parts = acc.reshape(b, n, 3, at.num_heads, -1).permute(2, 0, 3, 1, 4)
-        qkv = []
-        for i, rq in enumerate((at.rq_q, at.rq_k, at.rq_v)):
-            same(rq(parts[i]), rq.out.name, i if fxc[rq.out.name].dim() == 3 else -1)
-            qkv.append(rq(parts[i]) - rq.zero_point)
-        q, k, v = qkv
-        same(at.rq_logits(q @ k.transpose(-2, -1)), at.rq_logits.out.name)
+        q, k, v = stages.attention_inputs(at, fxc[blk.ln1.out.out.name])
+        b, n = q.shape[0], q.shape[2]
         codes = lis_softmax_unit(fxc[at.rq_logits.out.name], at.lis_iexp, at.out_bits, at.n, -1, "linear")
         sm = _node_name(qm, "blocks.0.attn.softmax")
         same(at.lis_table[codes], sm)
