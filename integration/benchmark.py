@@ -13,8 +13,8 @@ Writes ``<out-dir>/RESULTS.md`` (the tables the README quotes) and ``<out-dir>/m
 * **Baseline**: ONNX Runtime's own ``quantize_static`` (QDQ, per-channel int8 weights, uint8 activations,
   MinMax calibration fed by a streaming ``CalibrationDataReader``) on the same model, and our Brevitas
   QCDQ export run in ONNX Runtime.
-* **Speed**: medians of side-by-side runs (engines interleaved each repetition, ``--threads`` threads,
-  batch 8 and 1): torch fp32, ORT fp32, ORT int8 of our QCDQ export, ORT ``quantize_static`` int8 and
+* **Speed**: medians of side-by-side runs (engines interleaved each repetition, ``--speed-threads`` threads,
+  default ``--threads``; batch 8 and 1): torch fp32, ORT fp32, ORT int8 of our QCDQ export, ORT ``quantize_static`` int8 and
   torch.ao x86 int8 after ``convert_fx``; ratios to ORT fp32 from the same run.
 * **Cost**: each configuration's calibration time as a ratio to the FP forward over the same calibration
   images; the mixed-precision search time (sensitivity + greedy sweep).
@@ -670,17 +670,18 @@ class Bench:
             torch.manual_seed(self.args.seed)
             qfx = fx.quantize(self.fp_model, cfg, self.calib_loader.images(), progress=False)
         qcdq: dict[int, Any] = {}
+        qcdq_paths: dict[int, Path] = {}
         for bs in SPEED_BATCHES:
-            path = brev.export(
+            qcdq_paths[bs] = brev.export(
                 qb, "qcdq", self.tmp / f"vitq_qcdq_b{bs}.onnx", example[:1].expand(bs, -1, -1, -1).clone()
             )
-            qcdq[bs] = _ort_session(path, threads, qcdq=True)
+            qcdq[bs] = _ort_session(qcdq_paths[bs], threads, qcdq=True)
         t_ex = time.perf_counter() - t0
         big = max(SPEED_BATCHES)
         self._qcdq_row(
             (recipe, w, a, attn),
             qcdq[big],
-            self.tmp / f"vitq_qcdq_b{big}.onnx",
+            qcdq_paths[big],
             t0,
             f"quantize + two exports took {t_ex:.1f} s",
         )
@@ -688,8 +689,15 @@ class Bench:
             for extra in QCDQ_EXTRA_CFGS:
                 self._qcdq_accuracy(brev, extra, example, threads)
 
-        # speed, side by side
+        # speed, side by side, at --speed-threads (the CI check uses 1: a 2-thread ORT pool on a loaded 2-core
+        # machine measured anywhere from 1.16x to 3.5x for the same two files, one thread 1.78x to 3.15x)
+        threads = self.args.speed_threads or threads
+        for bs in SPEED_BATCHES:
+            qcdq[bs] = _ort_session(qcdq_paths[bs], threads, qcdq=True)
         ort_fp = _ort_session(fp_path, threads)
+        ort_int8 = _ort_session(int8_path, threads)
+        torch_threads = torch.get_num_threads()
+        torch.set_num_threads(threads)
         torch.backends.quantized.engine = "x86"
         for bs in SPEED_BATCHES:
             x = example[:bs].contiguous()
@@ -718,6 +726,7 @@ class Bench:
                     )
                 )
             self.log("  speed b" + str(bs) + ": " + ", ".join(f"{k} {v:.2f} ms" for k, v in med.items()))
+        torch.set_num_threads(torch_threads)
         self.timings["onnx+speed"] = time.perf_counter() - t_all
 
     # --- output
@@ -818,6 +827,7 @@ class Bench:
             "n_mp_calib": self.plan.n_mp_calib,
             "batch_size": self.args.batch_size,
             "threads": self.args.threads,
+            "speed_threads": self.args.speed_threads or self.args.threads,
             "torch_threads": torch.get_num_threads(),
             "cpu": _cpu_name(),
             "cpu_count": os.cpu_count(),
@@ -862,8 +872,9 @@ def check(rows: Sequence[dict[str, Any]], plan: Plan, mp_recipe: str, *, timing:
     """Sanity problems (empty when fine): missing rows, quantized top-1 above FP beyond noise, our QCDQ int8 export not
     faster than ORT fp32 at batch 1.
 
-    ``timing=False`` keeps the speed rows' presence check but drops the faster-than rule: unit tests on a shared CI
-    machine must not fail on wall-clock noise (a loaded run measured QCDQ 5.29 ms vs fp32 4.70 ms once)."""
+    ``timing=False`` keeps the speed rows' presence check but drops the faster-than rule. CI keeps the rule and
+    measures the speed table at one thread (``--speed-threads 1``): at two threads a loaded run once measured QCDQ
+    5.29 ms vs fp32 4.70 ms."""
     problems: list[str] = []
     by_name = {r["name"]: r for r in rows if r["section"] in ("accuracy", "mixed")}
     for name in expected_names(plan, mp_recipe):
@@ -950,8 +961,8 @@ def render_markdown(rows: Sequence[dict[str, Any]], prov: dict[str, Any], proble
         f"{prov['n_ort_calib']}, mixed-precision sensitivity: {prov['n_mp_calib']}); batch {prov['batch_size']}",
         f"- torch {v['torch']}, timm {v['timm']}, brevitas {v['brevitas']}, onnxruntime {v['onnxruntime']}, "
         f"onnx {v['onnx']}, vitq {v['vitq']}, Python {v['python']}",
-        f"- CPU: {prov['cpu']} ({prov['cpu_count']} logical cores), {prov['threads']} threads; whole run "
-        f"{prov['wall_s'] / 60:.1f} min",
+        f"- CPU: {prov['cpu']} ({prov['cpu_count']} logical cores), {prov['threads']} threads (speed table: "
+        f"{prov.get('speed_threads', prov['threads'])}); whole run {prov['wall_s'] / 60:.1f} min",
     ]
     lines += [f"- note: {n}" for n in prov["notes"]]
     if problems:
@@ -1178,6 +1189,12 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--reps", type=int, default=None, help="speed repetitions (default 30; quick 15)")
     ap.add_argument("--warmup", type=int, default=None, help="speed warm-up runs (default 5; quick 3)")
     ap.add_argument("--threads", type=int, default=2, help="torch and ORT intra-op threads (default 2)")
+    ap.add_argument(
+        "--speed-threads",
+        type=int,
+        default=None,
+        help="intra-op threads of the speed table (default --threads)",
+    )
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--batch-size", type=int, default=100)
     ap.add_argument(

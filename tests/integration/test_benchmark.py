@@ -42,7 +42,9 @@ def quick_run(bench: ModuleType, tmp_path_factory: pytest.TempPathFactory) -> di
     docs = ROOT / "docs" / "RESULTS.md"
     before = docs.stat().st_mtime_ns if docs.exists() else None
     threads = os.environ.get("OMP_NUM_THREADS", "2")  # the benchmark's default, unless the machine caps it
+    # the speed table at one thread: a 2-thread ORT pool on a loaded 2-core machine is too noisy to compare
     argv = ["--quick", "--out-dir", str(out), "--no-progress", "--no-check", "--threads", threads]
+    argv += ["--speed-threads", "1"]
     rc = bench.main(argv)
     after = docs.stat().st_mtime_ns if docs.exists() else None
     assert before == after, "the quick run must not write docs/"
@@ -99,8 +101,9 @@ def test_quick_sanity(bench: ModuleType, quick_run: dict[str, Any]) -> None:
     # the W8A8 uniform configs that every backend supports really work
     ok = {r["name"] for r in rows if r["status"] == "ok"}
     assert {f"{r} W8A8 attn4 [{b}]" for r in ("minmax", "fqvit") for b in ("brevitas", "fx")} <= ok
-    # wall-clock ratios belong to the benchmark run (docs/RESULTS.md), not to a unit test on a shared machine
-    assert bench.check(rows, plan, "minmax", timing=False) == []
+    # issue #10: CI's quick run checks that our int8 QCDQ export beats ORT fp32 (batch 1, one thread, engines
+    # interleaved; 1.8x on a quiet machine and 1.78x-3.15x with one or two busy loops beside it)
+    assert bench.check(rows, plan, "minmax") == []
     assert quick_run["rc"] == 0
 
 
