@@ -43,6 +43,7 @@ __all__ = [
     "IEXP_COEFFS",
     "IEXP_X0",
     "iexp_constants",
+    "iexp_unit",
     "int_exp",
     "lis_attn_v",
     "lis_codes",
@@ -334,15 +335,23 @@ def lis_softmax_unit(
     check_nonempty(x_int, "x_int")
     check_bits(bits, lo=1, hi=8, what="bits")
     check_bits(n, lo=1, hi=62, what="n")
-    x0_int, b_int, c_int = constants
     x = x_int.to(torch.int64)
-    x = x - x.amax(dim=dim, keepdim=True)
-    x = torch.maximum(x, torch.full_like(x, n * x0_int))
+    exp_int = iexp_unit(x - x.amax(dim=dim, keepdim=True), constants, n)
+    return lis_codes(exp_int, bits, dim, rounding)
+
+
+def iexp_unit(x: torch.Tensor, constants: tuple[int, int, int], n: int = 30) -> torch.Tensor:
+    """I-BERT's integer exponential (arXiv 2101.01321 Alg. 2) of max-subtracted codes ``x <= 0``, scale ``S / 2^n``.
+
+    The first half of :func:`lis_softmax_unit`: ``x`` is clipped at ``n * x0``, split as ``x = q x0 + r``, the
+    second-order polynomial ``r (r + b) + c`` is shifted left by ``n - q`` and negatives become 0.
+    """
+    x0_int, b_int, c_int = constants
+    x = torch.maximum(x.to(torch.int64), torch.full_like(x, n * x0_int, dtype=torch.int64))
     q = torch.div(x, x0_int, rounding_mode="floor")
     r = x - x0_int * q
     z = r * (r + b_int) + c_int
-    exp_int = (z << (n - q)).clamp(min=0)
-    return lis_codes(exp_int, bits, dim, rounding)
+    return (z << (n - q)).clamp(min=0)
 
 
 def lis_codes(exp_int: torch.Tensor, bits: int = 4, dim: int = -1, rounding: str = "linear") -> torch.Tensor:

@@ -118,3 +118,43 @@ def test_model_export_is_bit_exact(ref: SimpleNamespace, tmp_path: Path) -> None
         li, _ = ref.executor(codes)
     assert out.dtype == np.int32
     assert np.array_equal(out, li.numpy())
+
+
+def test_select_mod_and_shift_helpers_match_torch() -> None:
+    x = torch.tensor([-(2**40), -513, -9, -8, -1, 0, 1, 7, 8, 9, 512, 2**40], dtype=torch.int64)
+    zero = torch.zeros_like(x)
+    for build, want in [
+        (lambda g, i: g.where(g.op("Less", i, g.const(0)), i, g.const(0)), torch.where(x < 0, x, zero)),
+        (lambda g, i: g.where(g.op("Less", i, g.const(0)), g.const(0), i), torch.where(x < 0, zero, x)),
+        (lambda g, i: g.where(g.op("Less", i, g.const(0)), g.op("Neg", i), i), x.abs()),
+        (lambda g, i: g.mod(i, g.const(8)), torch.remainder(x, 8)),
+        (lambda g, i: g.mod(i, g.const(-7)), torch.remainder(x, -7)),
+        (
+            lambda g, i: g.floor_div(i, g.const([3, -5] * 6)),
+            torch.div(x, torch.tensor([3, -5] * 6), rounding_mode="floor"),
+        ),
+        (lambda g, i: g.shr(i, 3, pre=5, post=-2), torch.div(x + 5, 8, rounding_mode="floor") - 2),
+        (lambda g, i: g.shr_var(i, g.const([0, 1, 2, 3] * 3)), x >> torch.tensor([0, 1, 2, 3] * 3)),
+    ]:
+        assert np.array_equal(_run_graph(build, x), want.numpy())
+
+
+def test_floor_log2_matches_bit_length() -> None:
+    v = torch.tensor(
+        [0, 1, 2, 3, 4, 255, 256, 2**31 - 1, 2**31, 2**32, 2**47 + 3, 2**62 - 1, 2**62], dtype=torch.int64
+    )
+    want = [max(int(t).bit_length() - 1, 0) for t in v]
+    assert _run_graph(lambda g, i: ox._floor_log2(g, i), v).tolist() == want
+
+
+def test_shiftmax_through_the_exp_table_matches() -> None:
+    from vitq_plugins.intexec.requant import QParams
+    from vitq_plugins.intexec.requant import Requant
+    from vitq_plugins.intexec.tables import shift_exp_table
+
+    rq = Requant(1.0, QParams(1.0, 0, -128, 127), 2**20)
+    table = shift_exp_table(rq, -21, 15)
+    x = torch.randint(-128, 128, (2, 3, 9, 9), generator=torch.Generator().manual_seed(3), dtype=torch.int64)
+    x[0, 0, 0] = torch.tensor([-128, 127] + [0] * 7)  # the widest row: d reaches -255
+    got = _run_graph(lambda g, i: ox._shiftmax(g, i, -21, 15, 8, "official", table), x)
+    assert np.array_equal(got, shiftmax_unit(x, -21, n=15, out_bits=8).numpy())
