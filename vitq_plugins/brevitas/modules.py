@@ -128,8 +128,8 @@ def _untraced() -> Iterator[None]:
 
 @contextlib.contextmanager
 def _kernel_input(quantizer: str) -> Iterator[None]:
-    """Turn an integer kernel's refusal of its calibrated input (e.g. a scale > 1 from too few bits) into a
-    :class:`VitqError` that says what to change."""
+    """Turn an integer kernel's refusal of its calibrated input (e.g. codes beyond the int32 range it assumes)
+    into a :class:`VitqError` that says what to change."""
     try:
         yield
     except ValueError as exc:

@@ -46,6 +46,7 @@ from vitq_plugins.intexec.recorder import INT32_MAX
 from vitq_plugins.intexec.recorder import INT32_MIN
 from vitq_plugins.intexec.requant import QParams
 from vitq_plugins.intexec.requant import Requant
+from vitq_plugins.ops import grid_refinement
 from vitq_plugins.ops.shift import GELU_SIGMOID_FACTOR
 from vitq_plugins.ops.shift import exp_unit
 
@@ -302,18 +303,19 @@ def _attention(ctx: _Ctx, attn: Any, tokens: int, where: str) -> tuple[IntAttent
         frac = lis_frac(bits)
         rq_out = Requant(gv.scale * 2.0**-frac / proj_in.scale, proj_in, 2**frac * _span(gv) * tokens)
         rq_logits = rq_out  # unused by LIS
-        x0, ob, division, lis = -1, bits, "official", (hi, lo, t_max)
+        x0, ob, division, lis, k_in = -1, bits, "official", (hi, lo, t_max), 0
     else:
         gl = ctx.grid(sm.quant.act_quant, f"{where}.softmax")
         rq_logits = Requant(gq.scale * gk.scale / gl.scale, gl, _span(gq) * _span(gk) * d)
-        ob, n, x0 = int(sm.out_bits), int(sm.n), exp_unit(gl.scale)
+        k_in = grid_refinement(gl.scale, 1.0)  # a coarse logit grid runs Shiftmax on codes << k (ops.shift)
+        ob, n, x0 = int(sm.out_bits), int(sm.n), exp_unit(gl.scale / 2**k_in)
         rq_out = Requant(
             gv.scale * 2.0 ** -(ob - 1) / proj_in.scale, proj_in, 2 ** (ob - 1) * _span(gv) * tokens
         )
         division, lis = str(getattr(sm, "division", "official")), None
     proj = _linear(ctx, attn.proj, f"{where}.proj")
     ia = IntAttention(
-        h, qkv.layer, rq_q, rq_k, rq_v, rq_logits, x0, n, ob, rq_out, proj.layer, division, lis
+        h, qkv.layer, rq_q, rq_k, rq_v, rq_logits, x0, n, ob, rq_out, proj.layer, division, lis, in_shift=k_in
     )  # fmt: skip
     return ia, proj
 
@@ -341,12 +343,15 @@ def _mlp(ctx: _Ctx, mlp: Any, where: str) -> tuple[IntMlp, _Lin]:
         return IntMlp(fc1.layer, rq_idx, -1, 0, 8, None, fc2.layer, "official", lut, gg.name), fc2
     rq_gelu = Requant(fc1.acc_scale / gg.scale, gg, fc1.bound, frac=fc1.frac)
     ob = int(act.out_bits)
+    k_in = grid_refinement(gg.scale * GELU_SIGMOID_FACTOR, 1.0)  # ShiftGELU on codes << k (ops.shift)
+    s_in = gg.scale / 2**k_in
     g2 = ctx.grid(mlp.fc2.input_quant, f"{where}.fc2 input")
-    rq_fc2 = Requant(gg.scale * 2.0 ** -(ob - 1) / g2.scale, g2, _span(gg) * 2 ** (ob - 1))
+    rq_fc2 = Requant(s_in * 2.0 ** -(ob - 1) / g2.scale, g2, (_span(gg) << k_in) * 2 ** (ob - 1))
     fc2 = _linear(ctx, mlp.fc2, f"{where}.fc2")
-    x0 = exp_unit(gg.scale * GELU_SIGMOID_FACTOR)
+    x0 = exp_unit(s_in * GELU_SIGMOID_FACTOR)
     division = str(getattr(act, "division", "official"))
-    return IntMlp(fc1.layer, rq_gelu, x0, int(act.n), ob, rq_fc2, fc2.layer, division), fc2
+    mlp_int = IntMlp(fc1.layer, rq_gelu, x0, int(act.n), ob, rq_fc2, fc2.layer, division, in_shift=k_in)
+    return mlp_int, fc2
 
 
 def _residual(branch: _Lin, skip: QParams, out: QParams) -> ResidualAdd:

@@ -78,6 +78,8 @@ from vitq_plugins.intexec.layers import ResidualAdd
 from vitq_plugins.intexec.recorder import INT32_MAX
 from vitq_plugins.intexec.requant import QParams
 from vitq_plugins.intexec.requant import Requant
+from vitq_plugins.ops import grid_refinement
+from vitq_plugins.ops.lis import IEXP_X0
 from vitq_plugins.ops.lis import iexp_constants
 from vitq_plugins.ops.lis import lis_dequant
 from vitq_plugins.ops.shift import GELU_SIGMOID_FACTOR
@@ -487,9 +489,21 @@ def _attention(
     if graph.back(proj_node.args[0]) is not mm_pv:
         raise VitqError(f"{where}.attn.proj: its input is not attn @ v")
     proj = _linear(graph, proj_node, proj_mod, g_o, f"{where}.attn.proj")
-    x0 = exp_unit(float(g_logits.scale))
+    k_in = grid_refinement(float(g_logits.scale), 1.0)  # a coarse logit grid: Shiftmax on codes << k
+    x0 = exp_unit(float(g_logits.scale) / 2**k_in)
     ia = IntAttention(
-        heads, qkv.layer, parts[0], parts[1], parts[2], rq_logits, x0, n, ob, rq_out, proj.layer
+        heads,
+        qkv.layer,
+        parts[0],
+        parts[1],
+        parts[2],
+        rq_logits,
+        x0,
+        n,
+        ob,
+        rq_out,
+        proj.layer,
+        in_shift=k_in,
     )
     return ln1, ia, proj, proj_node, qkv_node
 
@@ -552,7 +566,9 @@ def _mlp(
     fc2_node, fc2_mod = graph.module(f"{where}.mlp.fc2")
     fc2_in = graph.back(fc2_node.args[0])
     ob, n = int(act.observed.inner.bits), int(act.observed.inner.n)
-    rq_act = Requant(g_fc1.scale * 2.0 ** -(ob - 1) / g_act.scale, g_act, _span(g_fc1) * 2 ** (ob - 1))
+    k_in = grid_refinement(g_fc1.scale * GELU_SIGMOID_FACTOR, 1.0)  # ShiftGELU on codes << k (ops.shift)
+    s_in = g_fc1.scale / 2**k_in
+    rq_act = Requant(s_in * 2.0 ** -(ob - 1) / g_act.scale, g_act, (_span(g_fc1) << k_in) * 2 ** (ob - 1))
     if fc2_in is act_node:
         rq_fc2 = rq_act
     elif (
@@ -564,8 +580,8 @@ def _mlp(
     else:
         raise VitqError(f"{where}.mlp.fc2: its input is not the GELU output ({fc2_in.name!r})")
     fc2 = _linear(graph, fc2_node, fc2_mod, rq_fc2.out, f"{where}.mlp.fc2")
-    x0 = exp_unit(g_fc1.scale * GELU_SIGMOID_FACTOR)
-    mlp = IntMlp(fc1.layer, _to_grid(fc1, g_fc1), x0, n, ob, rq_fc2, fc2.layer)
+    x0 = exp_unit(s_in * GELU_SIGMOID_FACTOR)
+    mlp = IntMlp(fc1.layer, _to_grid(fc1, g_fc1), x0, n, ob, rq_fc2, fc2.layer, in_shift=k_in)
     return ln2, mlp, fc2, fc2_node
 
 
@@ -810,8 +826,9 @@ def _lis_attention(
     rq_logits = Requant(gq.scale * gk.scale / g_logits.scale, g_logits, _span(gq) * _span(gk) * head_dim)
     bits, n = int(sm.observed.inner.bits), int(sm.observed.inner.n)
     s_in = float(sm.observed.input_observer().qparams()[0])
+    k_in = grid_refinement(s_in, -IEXP_X0, strict=True)  # ops.lis.refine_to_ln2: i-exp on codes << k
     try:
-        consts = iexp_constants(s_in)
+        consts = iexp_constants(s_in / 2**k_in)
     except ValueError as exc:
         raise VitqError(f"{where}.attn.softmax: {exc}") from None
     if consts[2] * 2.0**n * tokens >= 2**62:  # lis_softmax_int refuses these too
@@ -833,7 +850,7 @@ def _lis_attention(
     proj = _linear(graph, proj_node, proj_mod, g_o, f"{where}.attn.proj")
     ia = IntAttention(
         heads, qkv.layer, parts[0], parts[1], parts[2], rq_logits, consts[0], n, bits, rq_out, proj.layer,
-        lis_unit=(consts, probs),
+        lis_unit=(consts, probs), in_shift=k_in,
     )  # fmt: skip
     qkv_node = graph.module(f"{where}.attn.qkv")[0]
     return ia, proj, proj_node, qkv_node

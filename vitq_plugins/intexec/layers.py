@@ -210,6 +210,8 @@ class IntAttention(_Recorded):
         rq_q: requant of q (scaled by ``head_dim^-0.5``) to the q grid; ``rq_k``, ``rq_v`` likewise.
         rq_logits: requant of ``(q - z_q)(k - z_k)^T`` to the Shiftmax input grid.
         x0: ``floor(-1 / S_logits)``; ``n``/``out_bits``: Shiftmax parameters.
+        in_shift: ``k`` of a coarse logit grid refined for the kernel (``ops._intmath.grid_refinement``):
+            Shiftmax (or LIS's i-exp) takes the codes ``<< k``, and ``x0`` belongs to the scale ``S / 2^k``.
         rq_out: requant of ``P (v - z_v)`` (scale ``2^-(out_bits-1) S_v``) to the proj input grid.
         proj: integer Linear ``C -> C``.
     """
@@ -230,9 +232,11 @@ class IntAttention(_Recorded):
         division: str = "official",
         lis: tuple[torch.Tensor, torch.Tensor, int] | None = None,
         lis_unit: tuple[tuple[int, int, int], torch.Tensor] | None = None,
+        in_shift: int = 0,
     ) -> None:
         super().__init__()
         self.num_heads = int(num_heads)
+        self.in_shift = int(in_shift)
         self.qkv, self.rq_q, self.rq_k, self.rq_v = qkv, rq_q, rq_k, rq_v
         self.rq_logits, self.rq_out, self.proj = rq_logits, rq_out, proj
         self.x0, self.n, self.out_bits = int(x0), int(n), int(out_bits)
@@ -269,12 +273,12 @@ class IntAttention(_Recorded):
             frac = self.lis_frac
             p = torch.where(codes <= frac, torch.ones_like(codes) << (frac - codes).clamp(min=0), 0)
         elif self.lis_table is not None:
-            logits = self.rq_logits(q @ k.transpose(-2, -1))
+            logits = self.rq_logits(q @ k.transpose(-2, -1)) << self.in_shift
             x0i, bi, ci = self.lis_iexp
             codes = lis_softmax_unit(logits, (x0i, bi, ci), self.out_bits, self.n, -1, "linear")
             p = self.lis_table[codes]
         else:
-            logits = self.rq_logits(q @ k.transpose(-2, -1))
+            logits = self.rq_logits(q @ k.transpose(-2, -1)) << self.in_shift
             p = shiftmax_unit(logits, self.x0, n=self.n, out_bits=self.out_bits, division=self.division)
             if self.recorder.count:
                 self._count_sum(logits)
@@ -304,9 +308,13 @@ class IntMlp(_Recorded):
         division: str = "official",
         lut: torch.Tensor | None = None,
         lut_name: str = "",
+        in_shift: int = 0,
     ) -> None:
         super().__init__()
         self.fc1, self.rq_gelu, self.rq_fc2, self.fc2 = fc1, rq_gelu, rq_fc2, fc2
+        #: ``k`` of a coarse GELU-input grid refined for ShiftGELU: it takes the codes ``<< k`` (``x0`` and the
+        #: output scale belong to ``S / 2^k``)
+        self.in_shift = int(in_shift)
         self.x0, self.n, self.out_bits = int(x0), int(n), int(out_bits)
         self.division = _division(division)
         #: float GELU with a quantized output (``fqvit``): ``rq_gelu`` maps fc1's accumulator to a fine index
@@ -322,7 +330,7 @@ class IntMlp(_Recorded):
             out_lut: torch.Tensor = self.fc2(codes)
             return out_lut
         assert self.rq_fc2 is not None
-        g = self.rq_gelu(self.fc1(x)) - self.rq_gelu.zero_point
+        g = (self.rq_gelu(self.fc1(x)) - self.rq_gelu.zero_point) << self.in_shift
         y = shiftgelu_unit(g, self.x0, n=self.n, out_bits=self.out_bits, division=self.division)
         out: torch.Tensor = self.fc2(self.rq_fc2(y))
         return out

@@ -280,14 +280,24 @@ def _normalise(g: _Graph, num: str, den: str, out_bits: int, division: str) -> s
 
 
 def _shiftmax(
-    g: _Graph, x: str, x0: int, n: int, out_bits: int, division: str, table: torch.Tensor | None = None
+    g: _Graph,
+    x: str,
+    x0: int,
+    n: int,
+    out_bits: int,
+    division: str,
+    table: torch.Tensor | None = None,
+    in_shift: int = 0,
 ) -> str:
-    """Shiftmax of logit codes; with ``table`` (:func:`~vitq_plugins.intexec.tables.shift_exp_table`) the
-    exponential is one ``Gather`` indexed by ``x - max(x)`` (negative indices count from the table's end)."""
+    """Shiftmax of logit codes (``<< in_shift``); with ``table`` (:func:`~vitq_plugins.intexec.tables.shift_exp_table`,
+    built with the same shift) the exponential is one ``Gather`` indexed by ``x - max(x)`` (negative indices
+    count from the table's end)."""
     x = g.op("Sub", x, g.reduce_max(x))
     if table is not None:
         e = g.op("Gather", g.const(table), x, axis=0)
     else:
+        if in_shift:
+            x = g.op("Mul", x, g.const(1 << in_shift))
         e = _shift_exp(g, x, x0, n, _INT31_MAX)
     return _normalise(g, e, g.reduce_sum(e), out_bits, division)
 
@@ -463,8 +473,8 @@ def _attention(g: _Graph, x: str, at: IntAttention, channels: int, tokens: int) 
         o = _table_at_v(g, powers, _lis_log_codes(g, scores, at), v, at.rq_v.zero_point, tokens)
     else:
         logits = _requant(g, scores, at.rq_logits)
-        table = shift_exp_table(at.rq_logits, at.x0, at.n)
-        p = _shiftmax(g, logits, at.x0, at.n, at.out_bits, at.division, table)
+        table = shift_exp_table(at.rq_logits, at.x0, at.n, at.in_shift)
+        p = _shiftmax(g, logits, at.x0, at.n, at.out_bits, at.division, table, at.in_shift)
         o = _matmul_int(g, _to_u8(g, p), _to_u8(g, v), 0, at.rq_v.zero_point)
     o = g.op("Reshape", g.op("Transpose", o, perm=[0, 2, 1, 3]), g.const([0, 0, channels]))
     return _linear(g, _requant(g, o, at.rq_out), at.proj)
@@ -475,10 +485,12 @@ def _lis_iexp_codes(g: _Graph, x: str, at: IntAttention) -> str:
     x0, b_int, c_int = at.lis_iexp
     n = at.n
     d = g.op("Sub", x, g.reduce_max(x))
-    table = iexp_table(at.rq_logits, (x0, b_int, c_int), n)
+    table = iexp_table(at.rq_logits, (x0, b_int, c_int), n, at.in_shift)
     if table is not None:  # the i-exp of every possible d, one Gather (negative indices from the end)
         e = g.op("Gather", g.const(table), d, axis=0)
     else:
+        if at.in_shift:
+            d = g.op("Mul", d, g.const(1 << at.in_shift))
         x = g.op("Max", d, g.const(n * x0))
         q = g.floor_div(x, g.const(x0))
         r = g.op("Sub", x, g.op("Mul", g.const(x0), q))
@@ -534,12 +546,16 @@ def _mlp(g: _Graph, x: str, mlp: IntMlp) -> str:
         return _linear(g, g.cast(codes, TensorProto.INT64), mlp.fc2)
     assert mlp.rq_fc2 is not None
     a = _requant(g, _linear(g, x, mlp.fc1), mlp.rq_gelu, centered=True)
-    lut = shiftgelu_requant_table(mlp.rq_gelu, mlp.rq_fc2, mlp.x0, mlp.n, mlp.out_bits, mlp.division)
+    lut = shiftgelu_requant_table(
+        mlp.rq_gelu, mlp.rq_fc2, mlp.x0, mlp.n, mlp.out_bits, mlp.division, mlp.in_shift
+    )
     if lut is not None:  # ShiftGELU + requant to fc2's grid: one Gather at (a - lo) * width + (max(a) - lo)
         table, lo, width = lut
         row = g.op("Add", g.reduce_max(a), g.const(-lo * (width + 1)))
         idx = g.op("Add", g.op("Mul", a, g.const(width)), row)
         return _linear(g, g.op("Gather", g.const(table, np.uint8), idx, axis=0), mlp.fc2, u8=True)
+    if mlp.in_shift:
+        a = g.op("Mul", a, g.const(1 << mlp.in_shift))
     y = _shiftgelu(g, a, mlp.x0, mlp.n, mlp.out_bits, mlp.division)
     return _linear(g, _requant(g, y, mlp.rq_fc2), mlp.fc2)
 

@@ -50,26 +50,30 @@ def code_span(rq: Requant) -> int | None:
     return rq.qmax - rq.qmin if rq.do_clamp else None
 
 
-def shift_exp_table(rq_logits: Requant, x0: int, n: int) -> torch.Tensor | None:
+def shift_exp_table(rq_logits: Requant, x0: int, n: int, in_shift: int = 0) -> torch.Tensor | None:
     """Shiftmax's exponential of ``d = x - max(x)`` for every ``d`` in ``[-span, 0]`` (int64).
 
     Entry ``0`` holds ``d = 0`` and entry ``span + 1 - k`` holds ``d = -k``, so ``table[d]`` with Python's (and
-    ONNX ``Gather``'s) negative indexing is ``shift_exp_unit(d, x0, n, cap=2^31 - 1)``. ``None`` when the logit
-    grid is unbounded or wider than :data:`MAX_TABLE_SPAN`.
+    ONNX ``Gather``'s) negative indexing is ``shift_exp_unit(d << in_shift, x0, n, cap=2^31 - 1)`` (``in_shift``:
+    a refined coarse grid, ``IntAttention.in_shift``). ``None`` when the logit grid is unbounded or wider than
+    :data:`MAX_TABLE_SPAN`.
     """
     span = code_span(rq_logits)
     if span is None or span > MAX_TABLE_SPAN:
         return None
-    return _negative_indexed(shift_exp_unit(torch.arange(-span, 1, dtype=torch.int64), x0, n, cap=_INT31_MAX))
+    d = torch.arange(-span, 1, dtype=torch.int64) << in_shift
+    return _negative_indexed(shift_exp_unit(d, x0, n, cap=_INT31_MAX))
 
 
-def iexp_table(rq_logits: Requant, constants: tuple[int, int, int], n: int) -> torch.Tensor | None:
-    """``ops.lis.iexp_unit(d, constants, n)`` for every ``d`` in ``[-span, 0]``, indexed like
+def iexp_table(
+    rq_logits: Requant, constants: tuple[int, int, int], n: int, in_shift: int = 0
+) -> torch.Tensor | None:
+    """``ops.lis.iexp_unit(d << in_shift, constants, n)`` for every ``d`` in ``[-span, 0]``, indexed like
     :func:`shift_exp_table` (``None`` on an unbounded or too wide logit grid)."""
     span = code_span(rq_logits)
     if span is None or span > MAX_TABLE_SPAN:
         return None
-    return _negative_indexed(iexp_unit(torch.arange(-span, 1, dtype=torch.int64), constants, n))
+    return _negative_indexed(iexp_unit(torch.arange(-span, 1, dtype=torch.int64) << in_shift, constants, n))
 
 
 def _negative_indexed(values: torch.Tensor) -> torch.Tensor:
@@ -103,12 +107,13 @@ def byte_planes(table: torch.Tensor) -> list[tuple[int, torch.Tensor]]:
 
 
 def shiftgelu_requant_table(
-    rq_gelu: Requant, rq_out: Requant, x0: int, n: int, out_bits: int, division: str
+    rq_gelu: Requant, rq_out: Requant, x0: int, n: int, out_bits: int, division: str, in_shift: int = 0
 ) -> tuple[torch.Tensor, int, int] | None:
     """ShiftGELU then ``rq_out`` as a 2-D table over (element, row maximum), flattened.
 
     Entry ``(a - lo) * width + (m - lo)`` is the uint8 code ``rq_out(shiftgelu(a | row max m))`` for centered
-    GELU-input codes ``lo <= a <= m <= hi`` (entries with ``a > m`` cannot occur and hold the ``m = a`` value).
+    GELU-input codes ``lo <= a <= m <= hi`` (entries with ``a > m`` cannot occur and hold the ``m = a`` value);
+    ShiftGELU takes ``[a, m] << in_shift`` (a refined coarse grid, ``IntMlp.in_shift``).
 
     Returns:
         ``(table (uint8), lo, width)``, or ``None`` when a grid is unbounded, wider than
@@ -123,7 +128,7 @@ def shiftgelu_requant_table(
     v = torch.arange(lo, lo + span + 1, dtype=torch.int64)
     a = v.view(-1, 1).expand(-1, v.numel())
     m = torch.maximum(a, v.view(1, -1))
-    rows = torch.stack([a, m], dim=-1)  # a row [a, m] has maximum m: the stabiliser the kernel takes
+    rows = torch.stack([a, m], dim=-1) << in_shift  # a row [a, m] has maximum m: the kernel's stabiliser
     y = shiftgelu_unit(rows, x0, n=n, out_bits=out_bits, division=division)[..., 0]  # type: ignore[arg-type]
     codes = (rq_out.raw(y) + rq_out.zero_point).clamp(rq_out.qmin, rq_out.qmax)
     return codes.reshape(-1).to(torch.uint8), lo, int(v.numel())

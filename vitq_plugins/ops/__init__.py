@@ -21,6 +21,7 @@ from vitq_plugins.ops._checks import check_finite
 from vitq_plugins.ops._checks import check_nonempty
 from vitq_plugins.ops._intmath import RoundingMode
 from vitq_plugins.ops._intmath import floor_log2
+from vitq_plugins.ops._intmath import grid_refinement
 from vitq_plugins.ops._intmath import round_shift
 from vitq_plugins.ops.dyadic import dyadic_from_scale
 from vitq_plugins.ops.dyadic import dyadic_requant
@@ -81,6 +82,7 @@ __all__ = [
     "dyadic_to_float",
     "fake_quant",
     "floor_log2",
+    "grid_refinement",
     "fold_sqb_",
     "i_layernorm",
     "int_exp",

@@ -7,11 +7,12 @@ tensors and never go through floating point, so they are exact for every int64 i
 
 from __future__ import annotations
 
+import math
 from typing import Literal
 
 import torch
 
-__all__ = ["RoundingMode", "floor_log2", "round_shift", "saturating_shl"]
+__all__ = ["RoundingMode", "floor_log2", "grid_refinement", "round_shift", "saturating_shl"]
 
 RoundingMode = Literal["half_up", "half_even", "truncate"]
 """Rounding of a right shift: ``half_up`` = floor(x/2^s + 1/2); ``half_even`` = ties to even (``torch.round``);
@@ -19,6 +20,24 @@ RoundingMode = Literal["half_up", "half_even", "truncate"]
 two's complement)."""
 
 _ROUNDING_MODES = ("half_up", "half_even", "truncate")
+
+
+def grid_refinement(scale: float, limit: float, *, strict: bool = False) -> int:
+    """The least ``k >= 0`` with ``scale / 2^k <= limit`` (``< limit`` when ``strict``).
+
+    An integer kernel whose constants need a fine input grid (I-ViT's ``I0 = floor(-1/S)`` needs ``S <= 1``,
+    I-BERT's i-exp ``x0 = floor(-ln2/S)`` needs ``S < ln 2``) runs exactly on a coarser grid by taking the codes
+    ``x << k`` at scale ``S / 2^k``: the same real values, so nothing is rounded. Coarse grids arise at 6 bits
+    and below (a 6-bit attention-logit grid of the reference model has ``S = 1.01``).
+    """
+    if not (math.isfinite(scale) and scale > 0.0 and limit > 0.0):
+        raise ValueError(f"grid_refinement needs a positive finite scale and limit, got {scale}, {limit}")
+    k = max(0, math.ceil(math.log2(scale / limit)))
+    while scale / 2.0**k > limit or (strict and scale / 2.0**k >= limit):
+        k += 1
+    while k > 0 and (scale / 2.0 ** (k - 1) < limit if strict else scale / 2.0 ** (k - 1) <= limit):
+        k -= 1
+    return k
 
 
 def floor_log2(v: torch.Tensor) -> torch.Tensor:

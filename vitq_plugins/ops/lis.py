@@ -38,6 +38,7 @@ from vitq_plugins.ops._checks import check_int_tensor
 from vitq_plugins.ops._checks import check_nonempty
 from vitq_plugins.ops._checks import check_positive
 from vitq_plugins.ops._intmath import floor_log2
+from vitq_plugins.ops._intmath import grid_refinement
 
 __all__ = [
     "IEXP_COEFFS",
@@ -50,6 +51,7 @@ __all__ = [
     "lis_dequant",
     "lis_softmax_int",
     "lis_softmax_unit",
+    "refine_to_ln2",
     "log2_fake_quant",
     "log2_quant",
 ]
@@ -77,6 +79,19 @@ def _check_scale(scale: torch.Tensor | float) -> float:
     return float(s)
 
 
+def refine_to_ln2(x_int: torch.Tensor, scale: float) -> tuple[torch.Tensor, float]:
+    """``(x_int << k, scale / 2^k)`` with the least ``k`` that makes ``scale / 2^k < ln 2``.
+
+    I-BERT's ``x0_int = floor(-ln2 / S)`` represents ``-ln 2`` only for ``S < ln 2``; a coarser logit grid (6 bits
+    and below) is refined by a power of two, which keeps every real value (``ops._intmath.grid_refinement``).
+    FQ-ViT's code instead takes ``x0_int = -1`` there.
+    """
+    k = grid_refinement(scale, -IEXP_X0, strict=True)
+    if k == 0:
+        return x_int, scale
+    return x_int.to(torch.int64) << k, scale / 2.0**k
+
+
 def int_exp(x_int: torch.Tensor, scale: torch.Tensor | float, n: int = 30) -> tuple[torch.Tensor, float]:
     """I-BERT integer exponential of non-positive integer inputs.
 
@@ -89,19 +104,18 @@ def int_exp(x_int: torch.Tensor, scale: torch.Tensor | float, n: int = 30) -> tu
         ``(exp_int, exp_scale)``: int64 tensor and the float scale ``a S^2 / 2^n``.
 
     Raises:
-        ValueError: If ``x_int`` is not an integer tensor, has a positive value, ``S > -x0`` (then
-            ``x0_int = -1`` no longer represents ``-ln 2``), or ``c_int * 2^n >= 2^62`` (int64 overflow risk).
+        ValueError: If ``x_int`` is not an integer tensor, has a positive value, or ``c_int * 2^n >= 2^62``
+            (int64 overflow risk). A grid with ``S >= ln 2`` is refined first (:func:`refine_to_ln2`), so the
+            returned scale is that of the refined grid.
     """
     check_int_tensor(x_int, "x_int")
     check_nonempty(x_int, "x_int")
     check_bits(n, lo=1, hi=62, what="n")
-    s = _check_scale(scale)
     x = x_int.to(torch.int64)
     if bool((x > 0).any()):
         raise ValueError(f"int_exp expects x_int <= 0 (subtract the row max first), got max {int(x.max())}")
+    x, s = refine_to_ln2(x, _check_scale(scale))
     x0_int, b_int, c_int = _iexp_constants(s)
-    if s > -IEXP_X0:
-        raise ValueError(f"scale must be < {-IEXP_X0} so that x0_int = floor(x0/scale) < 0, got scale={s}")
     if c_int * 2.0**n >= _LIMIT:
         raise ValueError(
             f"int_exp would overflow int64: c_int * 2^n = {c_int} * 2^{n} >= 2^62; use a larger scale or smaller n"
@@ -137,8 +151,7 @@ def lis_softmax_int(
     check_nonempty(x_int, "x_int")
     check_bits(bits, lo=1, hi=8, what="bits")
     check_bits(n, lo=1, hi=62, what="n")
-    s = _check_scale(scale)
-    x = x_int.to(torch.int64)
+    x, s = refine_to_ln2(x_int.to(torch.int64), _check_scale(scale))
     _, _, c_int = _iexp_constants(s)
     row = x.shape[dim]
     if c_int * 2.0**n * row >= _LIMIT:

@@ -26,6 +26,9 @@ Defaults and the official code's inconsistencies:
     * ``e^(-x_max)`` of ShiftGELU is evaluated for a *positive* argument when ``x_max < 0`` (all-negative rows);
       the float official code then may produce huge values; here the left shift saturates at ``2^31 - 1``
       (the sum is clamped there anyway), so no int64 overflow can occur.
+    * ``S > 1`` (a grid of 6 bits or fewer): the official ``I0 = floor(-1/S)`` is then -1, which stands for
+      ``-S``, not -1. Here the codes are refined first, ``I << k`` at ``S / 2^k <= 1`` (:func:`refine_to_unit`):
+      the same real values, so the kernel computes what it computes on a fine grid.
 """
 
 from __future__ import annotations
@@ -39,12 +42,14 @@ from vitq_plugins.ops._checks import check_bits
 from vitq_plugins.ops._checks import check_int_tensor
 from vitq_plugins.ops._checks import check_nonempty
 from vitq_plugins.ops._checks import check_positive
+from vitq_plugins.ops._intmath import grid_refinement
 from vitq_plugins.ops._intmath import saturating_shl
 
 __all__ = [
     "GELU_SIGMOID_FACTOR",
     "Division",
     "exp_unit",
+    "refine_to_unit",
     "shift_exp",
     "shift_exp_unit",
     "shiftgelu",
@@ -76,7 +81,7 @@ def shift_exp(
 
     Args:
         x_int: Integer input, normally ``<= 0`` (max-subtracted); positive values are allowed and saturate.
-        scale: Positive per-tensor scale ``S``; must be ``<= 1`` so that ``I0 = floor(-1/S) <= -1``.
+        scale: Positive per-tensor scale ``S``; a grid with ``S > 1`` is refined first (:func:`refine_to_unit`).
         n: Left-shift budget (Shiftmax 15, ShiftGELU 23), 0..62.
         cap: Saturation value of the result, ``0 < cap <= 2^62`` (never reached for ``x_int <= 0`` unless
             ``S < 2^-(62 - n)``).
@@ -85,22 +90,28 @@ def shift_exp(
         ``(exp_int, exp_scale)``: int64 tensor ``>= 0`` and the float scale ``S / 2^n``.
 
     Raises:
-        ValueError: On a non-integer/empty input, a bad ``n``/``cap`` or ``S > 1``.
+        ValueError: On a non-integer/empty input or a bad ``n``/``cap``.
     """
     check_int_tensor(x_int, "x_int")
     check_nonempty(x_int, "x_int")
     check_bits(n, lo=0, hi=62, what="n")
     if not 0 < cap <= 2**62:
         raise ValueError(f"cap must be in (0, 2^62], got {cap}")
-    return shift_exp_unit(x_int, _checked_unit(scale), n, cap=cap), _scalar_scale(scale) / 2.0**n
+    x, s = refine_to_unit(x_int, _scalar_scale(scale))
+    return shift_exp_unit(x, exp_unit(s), n, cap=cap), s / 2.0**n
 
 
-def _checked_unit(scale: torch.Tensor | float) -> int:
-    """``exp_unit`` of a per-tensor scale, refusing ``S > 1`` (``I0`` could not represent -1)."""
-    s = _scalar_scale(scale)
-    if s > 1.0:
-        raise ValueError(f"scale must be <= 1 so that I0 = floor(-1/scale) represents -1, got {s}")
-    return exp_unit(s)
+def refine_to_unit(x_int: torch.Tensor, scale: float, factor: float = 1.0) -> tuple[torch.Tensor, float]:
+    """``(x_int << k, scale / 2^k)`` with the least ``k`` that makes ``factor * scale / 2^k <= 1``.
+
+    ``I0 = floor(-1/S)`` represents -1 only for ``S <= 1``; a coarser grid (6 bits and below) is refined by a
+    power of two, which keeps every real value (``ops._intmath.grid_refinement``). I-ViT's code instead takes
+    ``I0 = -1`` there, i.e. treats ``-S`` as -1.
+    """
+    k = grid_refinement(factor * scale, 1.0)
+    if k == 0:
+        return x_int, scale
+    return x_int.to(torch.int64) << k, scale / 2.0**k
 
 
 def exp_unit(scale: float) -> int:
@@ -183,7 +194,7 @@ def shiftmax(
 
     Args:
         x_int: Integer logits, real value ``x_int * scale``.
-        scale: Per-tensor logit scale ``S`` (``<= 1``).
+        scale: Per-tensor logit scale ``S`` (``S > 1`` is refined by a power of two: :func:`refine_to_unit`).
         n: Shift budget of :func:`shift_exp` (PyTorch code 15, TVM 16).
         out_bits: ``k_out``, 2..31 (official PyTorch ViT 16, Swin/TVM 8).
         dim: Softmax dimension.
@@ -199,8 +210,8 @@ def shiftmax(
     check_int_tensor(x_int, "x_int")
     check_nonempty(x_int, "x_int")
     check_bits(out_bits, lo=2, hi=31, what="out_bits")
-    x0 = _checked_unit(scale)
-    out = shiftmax_unit(x_int, x0, n=n, out_bits=out_bits, dim=dim, division=division)
+    x, s = refine_to_unit(x_int, _scalar_scale(scale))
+    out = shiftmax_unit(x, exp_unit(s), n=n, out_bits=out_bits, dim=dim, division=division)
     return out, 2.0 ** -(out_bits - 1)
 
 
@@ -217,7 +228,8 @@ def shiftgelu(
 
     Args:
         x_int: Integer input ``(..., D)``, real value ``x_int * scale``; ``|x_int| < 2^31``.
-        scale: Per-tensor input scale ``S`` (``1.702 S <= 1``).
+        scale: Per-tensor input scale ``S`` (``1.702 S > 1`` is refined by a power of two, which also refines
+            the output scale: :func:`refine_to_unit`).
         n: Shift budget of :func:`shift_exp` (official 23).
         out_bits: Bits ``k_out`` of the integer sigmoid, 2..31 (official 8).
         stabilizer: ``"row_max"`` (official): subtract the per-row maximum ``m``; ``"element"``: use
@@ -230,7 +242,8 @@ def shiftgelu(
             ``"exact"`` (one int64 floor division, see :func:`_normalise`).
 
     Returns:
-        ``(out_int, out_scale)``: int64 ``x_int * sigma_int`` and the float scale ``S / 2^(k_out - 1)``.
+        ``(out_int, out_scale)``: int64 ``(x_int << k) * sigma_int`` and the float scale ``S / 2^(k + k_out - 1)``
+        (``k = 0`` unless the grid was refined).
 
     Raises:
         ValueError: On bad inputs.
@@ -243,8 +256,10 @@ def shiftgelu(
     lo, hi = torch.aminmax(x)  # one pass, no temporary (an abs() pass cost as much as the GELU)
     if int(lo) <= -(2**31) or int(hi) >= 2**31:
         raise ValueError(f"|x_int| must be < 2^31, got max {max(-int(lo), int(hi))}")
-    x0 = _checked_unit(s * GELU_SIGMOID_FACTOR)
-    out = shiftgelu_unit(x, x0, n=n, out_bits=out_bits, stabilizer=stabilizer, division=division)
+    x, s = refine_to_unit(x, s, GELU_SIGMOID_FACTOR)
+    out = shiftgelu_unit(
+        x, exp_unit(s * GELU_SIGMOID_FACTOR), n=n, out_bits=out_bits, stabilizer=stabilizer, division=division
+    )
     return out, s / 2.0 ** (out_bits - 1)
 
 

@@ -253,16 +253,19 @@ def test_calibration_progress_timing_and_bounded_memory(
     assert "calibrate" in err
 
 
-def test_integer_kernel_refusing_its_input_scale_is_a_clear_error() -> None:
-    """4-bit logits give a scale > 1 that Shiftmax cannot use: a VitqError that says to add bits."""
+def test_integer_kernel_on_a_coarse_grid_runs_and_a_bad_input_is_a_clear_error() -> None:
+    """4-bit logits give a scale > 1: Shiftmax/ShiftGELU run on the codes refined by a power of two (the same
+    real values); an input they cannot take at all (``|x| >= 2^31``) is a VitqError that names the quantizer."""
     from vitq_plugins.brevitas.modules import _shiftgelu_float
     from vitq_plugins.brevitas.modules import _shiftmax_float
     from vitq_plugins.core.errors import VitqError
 
     x = torch.tensor([[1, -2, 3]])
-    with pytest.raises(
-        VitqError, match=r"'shiftmax' cannot run on its calibrated input: scale must be <= 1.*more bits"
-    ):
-        _shiftmax_float(x, torch.tensor(1.19), 15, 8)
+    assert torch.equal(
+        _shiftmax_float(x, torch.tensor(1.19), 15, 8), _shiftmax_float(x << 1, torch.tensor(0.595), 15, 8)
+    )
+    assert torch.equal(
+        _shiftgelu_float(x, torch.tensor(1.19), 23, 8), _shiftgelu_float(x << 2, torch.tensor(0.2975), 23, 8)
+    )
     with pytest.raises(VitqError, match=r"'shiftgelu' cannot run on its calibrated input"):
-        _shiftgelu_float(x, torch.tensor(1.19), 23, 8)
+        _shiftgelu_float(torch.tensor([[2**31, 0]]), torch.tensor(0.1), 23, 8)

@@ -259,25 +259,35 @@ def test_bits_beyond_int8_container(tiny: nn.Module, calib: list[torch.Tensor]) 
         fxq.prepare(tiny, QuantConfig("minmax", a_bits=12), calib[0][:1])
 
 
-def test_integer_kernel_that_cannot_take_its_input_scale_says_so() -> None:
-    """4-bit attention logits give a scale > 1: Shiftmax cannot represent -1 and must say what to change."""
+@pytest.mark.parametrize("bad", [False, True])
+def test_integer_kernel_on_a_coarse_grid_runs_and_a_bad_input_says_so(bad: bool) -> None:
+    """4-bit attention logits give a scale > 1: Shiftmax runs on the codes refined by a power of two (the same
+    real values). An input the kernel cannot take at all (``|x| >= 2^31`` for ShiftGELU) is a clear error."""
     from vitq_plugins.core.errors import VitqError
     from vitq_plugins.fx.modules import QuantizedCustom
+    from vitq_plugins.ops import shiftgelu
+    from vitq_plugins.ops import shiftmax
 
     class Observed(torch.nn.Module):
-        quantizer = "shiftmax"
+        quantizer = "shiftgelu" if bad else "shiftmax"
 
         def out_qparams(self) -> tuple[float, int]:
             return 1.0 / 255, 0
 
         def kernel(self, x: torch.Tensor) -> torch.Tensor:
-            from vitq_plugins.ops import shiftmax
-
-            out, scale = shiftmax(torch.round(x / 1.33).long(), 1.33)
+            if bad:
+                out, scale = shiftgelu(torch.full((2, 5), 2**31), 0.1)
+            else:
+                out, scale = shiftmax(torch.round(x / 1.33).long(), 1.33)
             return out * scale
 
     mod = QuantizedCustom(Observed())  # type: ignore[arg-type]
-    with pytest.raises(
-        VitqError, match=r"'shiftmax' cannot run on its calibrated input: scale must be <= 1.*more bits"
-    ):
-        mod(torch.randn(2, 5))
+    x = torch.randn(2, 5, generator=torch.Generator().manual_seed(0))
+    if bad:
+        with pytest.raises(
+            VitqError, match=r"'shiftgelu' cannot run on its calibrated input: \|x_int\| must be"
+        ):
+            mod(x)
+        return
+    want, s = shiftmax(torch.round(x / 1.33).long() << 1, 1.33 / 2)
+    assert torch.equal(mod(x), torch.quantize_per_tensor((want * s).float(), 1.0 / 255, 0, torch.quint8))

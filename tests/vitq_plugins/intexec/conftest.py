@@ -3,6 +3,7 @@ integer program (``ivit`` and ``fqvit``, Brevitas and torch.ao FX)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from types import SimpleNamespace
 from typing import Any
 
@@ -69,3 +70,9 @@ def fxref(ref_data: SimpleNamespace) -> SimpleNamespace:
 def fxfq(ref_data: SimpleNamespace) -> SimpleNamespace:
     """The FX ``fqvit`` recipe (``attn_bits=4``: PTS LayerNorm, LIS, float GELU + uint8) and its program."""
     return build_program(ref_data, "fx", "fqvit", attn_bits=4)
+
+
+@pytest.fixture(scope="session")
+def make_program(ref_data: SimpleNamespace) -> Callable[..., SimpleNamespace]:
+    """:func:`build_program` on the session's data, for a configuration that one test needs."""
+    return lambda backend, recipe, **cfg: build_program(ref_data, backend, recipe, **cfg)

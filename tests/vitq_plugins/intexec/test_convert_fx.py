@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 import copy
 from pathlib import Path
 from types import SimpleNamespace
@@ -261,3 +262,50 @@ def test_pipeline_fx_int_onnx(tmp_path: Path) -> None:
     )  # fmt: skip
     assert Path(res["export_path"]) == tmp_path / "fq" / "model_int.onnx"
     assert (tmp_path / "fq" / "model_int.onnx").is_file()
+
+
+@pytest.mark.parametrize(("recipe", "bits"), [("ivit", 4), ("fqvit", 6)])
+def test_coarse_grids_are_refined_exactly(
+    make_program: Callable[..., SimpleNamespace], recipe: str, bits: int, tmp_path: Path
+) -> None:
+    """At 6 bits and below a logit or GELU-input grid is coarser than Shiftmax/LIS/ShiftGELU can represent
+    (``S > 1`` or ``S >= ln 2``): the kernels run on the codes ``<< k`` (``ops._intmath.grid_refinement``), the
+    x86 graph and the program alike. Every refined stage equals the graph's on its own codes, and the ONNX
+    export stays bit-exact."""
+    from vitq_plugins.ops.lis import lis_softmax_unit
+    from vitq_plugins.ops.shift import shiftgelu_unit
+    from vitq_plugins.ops.shift import shiftmax_unit
+
+    ort = pytest.importorskip("onnxruntime")
+    prog = make_program("fx", recipe, w_bits=bits, a_bits=bits, attn_bits=bits)
+    ex, qm = prog.executor, prog.qmodel
+    x, _ = prog.eval_batches[0]
+    interp = _Codes(qm)
+    with torch.no_grad():
+        interp.run(x[:8])
+    stages = _Stages(interp.codes)
+    fxc, refined = stages.codes, 0
+    for i, blk in enumerate(ex.blocks):
+        at, mlp = blk.attn, blk.mlp
+        logits = fxc[at.rq_logits.out.name] << at.in_shift
+        if at.lis_table is not None:
+            p = at.lis_table[lis_softmax_unit(logits, at.lis_iexp, at.out_bits, at.n, -1, "linear")]
+        else:
+            p = shiftmax_unit(logits, at.x0, n=at.n, out_bits=at.out_bits)
+        stages.same(p, _node_name(qm, f"blocks.{i}.attn.softmax"))
+        refined += at.in_shift > 0
+        if mlp.lut is None and mlp.rq_fc2 is not None:
+            g = (fxc[mlp.rq_gelu.out.name] - mlp.rq_gelu.zero_point) << mlp.in_shift
+            stages.same(
+                mlp.rq_fc2(shiftgelu_unit(g, mlp.x0, n=mlp.n, out_bits=mlp.out_bits)), mlp.rq_fc2.out.name
+            )
+            refined += mlp.in_shift > 0
+    assert refined >= 3  # the configuration really exercises the refinement
+    path = export_int_onnx(ex, tmp_path / "coarse.onnx", x[:1])
+    codes = ex.quantize_input(x[:16])
+    with torch.no_grad():
+        li, _ = ex(codes)
+    out = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(
+        None, {"input": codes.numpy()}
+    )[0]
+    assert (out == li.numpy()).all()

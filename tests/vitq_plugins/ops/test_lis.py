@@ -254,3 +254,15 @@ def test_log2_fake_quant_bad_inputs() -> None:
         log2_fake_quant(torch.tensor([-0.5, 0.5]))
     with pytest.raises(ValueError, match="bits must be in"):
         log2_fake_quant(torch.tensor([0.5]), bits=9)
+
+
+@pytest.mark.parametrize("scale", [0.6931, 1.0116, 1.503])
+def test_coarse_logit_grid_is_refined_by_a_power_of_two_exactly(scale: float) -> None:
+    """``S >= ln 2`` (6 bits and below): the i-exp runs on ``x << k`` at ``S / 2^k``, the same real values."""
+    from vitq_plugins.ops.lis import refine_to_ln2
+
+    x = torch.randint(-30, 30, (4, 9), generator=torch.Generator().manual_seed(0), dtype=torch.int64)
+    xr, sr = refine_to_ln2(x, scale)
+    k = round(math.log2(scale / sr))
+    assert sr < 0.6931 <= sr * 2 and torch.equal(xr, x << k)
+    assert torch.equal(lis_softmax_int(x, scale), lis_softmax_int(x << k, scale / 2**k))

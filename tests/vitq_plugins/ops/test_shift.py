@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from hypothesis import given
 from hypothesis import settings
 from hypothesis import strategies as st
@@ -204,11 +206,29 @@ def test_bad_inputs() -> None:
         shiftgelu(x, 0.1, out_bits=0)
     with pytest.raises(ValueError, match="scale"):
         shiftmax(x, 0.0)
-    with pytest.raises(ValueError, match="scale must be <= 1"):
-        shiftmax(x, 2.0)
     with pytest.raises(ValueError, match="non-empty"):
         shiftgelu(torch.zeros(0, dtype=torch.int64), 0.1)
     with pytest.raises(ValueError, match="stabilizer"):
         shiftgelu(x, 0.1, stabilizer="bogus")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="n must be"):
         shift_exp(x, 0.1, n=63)
+
+
+# ------------------------------------------------------------------------------------ coarse input grids
+@pytest.mark.parametrize("scale", [1.01, 2.0, 3.7])
+def test_coarse_grid_is_refined_by_a_power_of_two_exactly(scale: float) -> None:
+    """``S > 1`` (a 6-bit logit grid): the kernel runs on ``x << k`` at ``S / 2^k``, the same real values."""
+    from vitq_plugins.ops.shift import refine_to_unit
+
+    x = torch.randint(-40, 40, (3, 17), generator=torch.Generator().manual_seed(0), dtype=torch.int64)
+    k = max(0, math.ceil(math.log2(scale)))
+    xr, sr = refine_to_unit(x, scale)
+    assert sr == scale / 2**k <= 1.0 < scale / 2 ** (k - 1) and torch.equal(xr, x << k)
+    assert torch.equal(shiftmax(x, scale)[0], shiftmax(x << k, scale / 2**k)[0])
+    y, ys = shiftgelu(x, scale)
+    kg = max(0, math.ceil(math.log2(scale * 1.702)))
+    y2, ys2 = shiftgelu(x << kg, scale / 2**kg)
+    assert torch.equal(y, y2) and ys == ys2
+    # the refined grid tracks the float function as the fine grid does: x*S real values, softmax of them
+    p, ps = shiftmax(x, scale)
+    assert torch.allclose((p * ps).double(), torch.softmax(x.double() * scale, -1), atol=0.05)
