@@ -72,6 +72,14 @@ class _Stages:
         self.codes = codes
         self.checked: list[str] = []
 
+    @classmethod
+    def of(cls, qmodel: fx.GraphModule, x: torch.Tensor) -> _Stages:
+        """The integer codes of ``qmodel`` run on ``x``."""
+        interp = _Codes(qmodel)
+        with torch.no_grad():
+            interp.run(x)
+        return cls(interp.codes)
+
     def same(self, got: torch.Tensor, name: str, part: int = -1) -> None:
         ref = self.codes[name]
         if part >= 0:  # the q/k/v slice of the qkv output (a slice that keeps the qkv grid)
@@ -110,11 +118,9 @@ def test_each_rounding_matches_the_graph(fxref: SimpleNamespace) -> None:
 
     ex, qm = fxref.executor, fxref.qmodel
     x, _ = fxref.eval_batches[0]
-    interp = _Codes(qm)
+    stages = _Stages.of(qm, x[:8])
     with torch.no_grad():
-        interp.run(x[:8])
         stream = ex.embed(ex.quantize_input(x[:8]))
-    stages = _Stages(interp.codes)
     fxc, same, checked = stages.codes, stages.same, stages.checked
 
     blk, at = ex.blocks[0], ex.blocks[0].attn
@@ -198,10 +204,7 @@ def test_fqvit_each_rounding_matches_the_graph(fxfq: SimpleNamespace) -> None:
 
     ex, qm = fxfq.executor, fxfq.qmodel
     x, _ = fxfq.eval_batches[0]
-    interp = _Codes(qm)
-    with torch.no_grad():
-        interp.run(x[:8])
-    stages = _Stages(interp.codes)
+    stages = _Stages.of(qm, x[:8])
     fxc, same, checked = stages.codes, stages.same, stages.checked
 
     blk, at, em = ex.blocks[0], ex.blocks[0].attn, ex.embed
@@ -280,10 +283,7 @@ def test_coarse_grids_are_refined_exactly(
     prog = make_program("fx", recipe, w_bits=bits, a_bits=bits, attn_bits=bits)
     ex, qm = prog.executor, prog.qmodel
     x, _ = prog.eval_batches[0]
-    interp = _Codes(qm)
-    with torch.no_grad():
-        interp.run(x[:8])
-    stages = _Stages(interp.codes)
+    stages = _Stages.of(qm, x[:8])
     fxc, refined = stages.codes, 0
     for i, blk in enumerate(ex.blocks):
         at, mlp = blk.attn, blk.mlp
