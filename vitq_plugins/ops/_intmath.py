@@ -32,11 +32,9 @@ def grid_refinement(scale: float, limit: float, *, strict: bool = False) -> int:
     """
     if not (math.isfinite(scale) and scale > 0.0 and limit > 0.0):
         raise ValueError(f"grid_refinement needs a positive finite scale and limit, got {scale}, {limit}")
-    k = max(0, math.ceil(math.log2(scale / limit)))
-    while scale / 2.0**k > limit or (strict and scale / 2.0**k >= limit):
+    k = 0
+    while scale / 2.0**k > limit or (strict and scale / 2.0**k == limit):
         k += 1
-    while k > 0 and (scale / 2.0 ** (k - 1) < limit if strict else scale / 2.0 ** (k - 1) <= limit):
-        k -= 1
     return k
 
 
