@@ -158,15 +158,16 @@ class _Graph:
         )
         return self.op("Sub", shifted, unbias)
 
-    def shl_u(self, x: str, s: str, direction: str, x_u64: bool = False) -> str:
-        """``x << s`` or ``x >> s`` for non-negative int64 ``x`` and ``0 <= s <= 63`` (via uint64).
-
-        ``x_u64``: ``x`` is already uint64 (cast once by the caller and shifted several times).
-        """
+    def shl_u(self, x: str, s: str, direction: str) -> str:
+        """``x << s`` or ``x >> s`` for non-negative int64 ``x`` and ``0 <= s <= 63`` (via uint64)."""
         from onnx import TensorProto
 
-        u = self.op("BitShift", x if x_u64 else self.to_u64(x), self.to_u64(s), direction=direction)
+        u = self.op("BitShift", self.to_u64(x), self.to_u64(s), direction=direction)
         return self.cast(u, TensorProto.INT64)
+
+    def times_pow2(self, x: str, k: int) -> str:
+        """``x * 2^k`` for a constant ``k >= 0`` (``x`` itself when ``k = 0``): a refined coarse grid's codes."""
+        return self.op("Mul", x, self.const(1 << k)) if k else x
 
     def clamp(self, x: str, lo: int, hi: int) -> str:
         return self.op("Clip", x, self.const(lo), self.const(hi))
@@ -296,9 +297,7 @@ def _shiftmax(
     if table is not None:
         e = g.op("Gather", g.const(table), x, axis=0)
     else:
-        if in_shift:
-            x = g.op("Mul", x, g.const(1 << in_shift))
-        e = _shift_exp(g, x, x0, n, _INT31_MAX)
+        e = _shift_exp(g, g.times_pow2(x, in_shift), x0, n, _INT31_MAX)
     return _normalise(g, e, g.reduce_sum(e), out_bits, division)
 
 
@@ -489,9 +488,7 @@ def _lis_iexp_codes(g: _Graph, x: str, at: IntAttention) -> str:
     if table is not None:  # the i-exp of every possible d, one Gather (negative indices from the end)
         e = g.op("Gather", g.const(table), d, axis=0)
     else:
-        if at.in_shift:
-            d = g.op("Mul", d, g.const(1 << at.in_shift))
-        x = g.op("Max", d, g.const(n * x0))
+        x = g.op("Max", g.times_pow2(d, at.in_shift), g.const(n * x0))
         q = g.floor_div(x, g.const(x0))
         r = g.op("Sub", x, g.op("Mul", g.const(x0), q))
         z = g.op("Add", g.op("Mul", r, g.op("Add", r, g.const(b_int))), g.const(c_int))
@@ -554,9 +551,7 @@ def _mlp(g: _Graph, x: str, mlp: IntMlp) -> str:
         row = g.op("Add", g.reduce_max(a), g.const(-lo * (width + 1)))
         idx = g.op("Add", g.op("Mul", a, g.const(width)), row)
         return _linear(g, g.op("Gather", g.const(table, np.uint8), idx, axis=0), mlp.fc2, u8=True)
-    if mlp.in_shift:
-        a = g.op("Mul", a, g.const(1 << mlp.in_shift))
-    y = _shiftgelu(g, a, mlp.x0, mlp.n, mlp.out_bits, mlp.division)
+    y = _shiftgelu(g, g.times_pow2(a, mlp.in_shift), mlp.x0, mlp.n, mlp.out_bits, mlp.division)
     return _linear(g, _requant(g, y, mlp.rq_fc2), mlp.fc2)
 
 

@@ -22,6 +22,8 @@ is floating point.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 
 from vitq_plugins.intexec.requant import Requant
@@ -58,11 +60,7 @@ def shift_exp_table(rq_logits: Requant, x0: int, n: int, in_shift: int = 0) -> t
     a refined coarse grid, ``IntAttention.in_shift``). ``None`` when the logit grid is unbounded or wider than
     :data:`MAX_TABLE_SPAN`.
     """
-    span = code_span(rq_logits)
-    if span is None or span > MAX_TABLE_SPAN:
-        return None
-    d = torch.arange(-span, 1, dtype=torch.int64) << in_shift
-    return _negative_indexed(shift_exp_unit(d, x0, n, cap=_INT31_MAX))
+    return _max_subtracted_table(rq_logits, in_shift, lambda d: shift_exp_unit(d, x0, n, cap=_INT31_MAX))
 
 
 def iexp_table(
@@ -70,14 +68,18 @@ def iexp_table(
 ) -> torch.Tensor | None:
     """``ops.lis.iexp_unit(d << in_shift, constants, n)`` for every ``d`` in ``[-span, 0]``, indexed like
     :func:`shift_exp_table` (``None`` on an unbounded or too wide logit grid)."""
-    span = code_span(rq_logits)
+    return _max_subtracted_table(rq_logits, in_shift, lambda d: iexp_unit(d, constants, n))
+
+
+def _max_subtracted_table(
+    rq: Requant, in_shift: int, fn: Callable[[torch.Tensor], torch.Tensor]
+) -> torch.Tensor | None:
+    """``fn(d << in_shift)`` for ``d = -span..0``, reordered so that ``table[d]`` (negative indices count from the
+    end) is that value; ``None`` when ``rq``'s grid is unbounded or wider than :data:`MAX_TABLE_SPAN`."""
+    span = code_span(rq)
     if span is None or span > MAX_TABLE_SPAN:
         return None
-    return _negative_indexed(iexp_unit(torch.arange(-span, 1, dtype=torch.int64) << in_shift, constants, n))
-
-
-def _negative_indexed(values: torch.Tensor) -> torch.Tensor:
-    """``values`` of ``d = -span..0`` reordered so that ``table[d]`` (negative indices from the end) is ``f(d)``."""
+    values = fn(torch.arange(-span, 1, dtype=torch.int64) << in_shift)
     return torch.cat([values[-1:], values[:-1]])
 
 

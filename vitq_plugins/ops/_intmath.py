@@ -12,7 +12,7 @@ from typing import Literal
 
 import torch
 
-__all__ = ["RoundingMode", "floor_log2", "grid_refinement", "round_shift", "saturating_shl"]
+__all__ = ["RoundingMode", "floor_log2", "grid_refinement", "refine_codes", "round_shift", "saturating_shl"]
 
 RoundingMode = Literal["half_up", "half_even", "truncate"]
 """Rounding of a right shift: ``half_up`` = floor(x/2^s + 1/2); ``half_even`` = ties to even (``torch.round``);
@@ -36,6 +36,16 @@ def grid_refinement(scale: float, limit: float, *, strict: bool = False) -> int:
     while scale / 2.0**k > limit or (strict and scale / 2.0**k == limit):
         k += 1
     return k
+
+
+def refine_codes(
+    x_int: torch.Tensor, scale: float, limit: float, *, strict: bool = False, factor: float = 1.0
+) -> tuple[torch.Tensor, float]:
+    """``(x_int << k, scale / 2^k)`` with ``k = grid_refinement(factor * scale, limit, strict=strict)``."""
+    k = grid_refinement(factor * scale, limit, strict=strict)
+    if k == 0:
+        return x_int, scale
+    return x_int.to(torch.int64) << k, scale / 2.0**k
 
 
 def floor_log2(v: torch.Tensor) -> torch.Tensor:

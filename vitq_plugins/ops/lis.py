@@ -38,7 +38,7 @@ from vitq_plugins.ops._checks import check_int_tensor
 from vitq_plugins.ops._checks import check_nonempty
 from vitq_plugins.ops._checks import check_positive
 from vitq_plugins.ops._intmath import floor_log2
-from vitq_plugins.ops._intmath import grid_refinement
+from vitq_plugins.ops._intmath import refine_codes
 
 __all__ = [
     "IEXP_COEFFS",
@@ -86,10 +86,7 @@ def refine_to_ln2(x_int: torch.Tensor, scale: float) -> tuple[torch.Tensor, floa
     and below) is refined by a power of two, which keeps every real value (``ops._intmath.grid_refinement``).
     FQ-ViT's code instead takes ``x0_int = -1`` there.
     """
-    k = grid_refinement(scale, -IEXP_X0, strict=True)
-    if k == 0:
-        return x_int, scale
-    return x_int.to(torch.int64) << k, scale / 2.0**k
+    return refine_codes(x_int, scale, -IEXP_X0, strict=True)
 
 
 def int_exp(x_int: torch.Tensor, scale: torch.Tensor | float, n: int = 30) -> tuple[torch.Tensor, float]:

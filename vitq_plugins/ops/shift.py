@@ -42,7 +42,7 @@ from vitq_plugins.ops._checks import check_bits
 from vitq_plugins.ops._checks import check_int_tensor
 from vitq_plugins.ops._checks import check_nonempty
 from vitq_plugins.ops._checks import check_positive
-from vitq_plugins.ops._intmath import grid_refinement
+from vitq_plugins.ops._intmath import refine_codes
 from vitq_plugins.ops._intmath import saturating_shl
 
 __all__ = [
@@ -108,10 +108,7 @@ def refine_to_unit(x_int: torch.Tensor, scale: float, factor: float = 1.0) -> tu
     power of two, which keeps every real value (``ops._intmath.grid_refinement``). I-ViT's code instead takes
     ``I0 = -1`` there, i.e. treats ``-S`` as -1.
     """
-    k = grid_refinement(factor * scale, 1.0)
-    if k == 0:
-        return x_int, scale
-    return x_int.to(torch.int64) << k, scale / 2.0**k
+    return refine_codes(x_int, scale, 1.0, factor=factor)
 
 
 def exp_unit(scale: float) -> int:
