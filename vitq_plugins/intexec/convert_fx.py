@@ -366,15 +366,21 @@ def _regrid(first: Requant, dst: QParams) -> Requant:
     return Requant(src.scale / dst.scale, dst, _span(src), pre=first)
 
 
-def _ilayernorm(mod: Any, out_grid: QParams, where: str, then: QParams | None = None) -> IntLayerNorm:
-    """I-LayerNorm, the requant of its output to its output container ``out_grid`` and then to ``then``."""
+def _ilayernorm(
+    mod: Any, in_grid: QParams, out_grid: QParams, where: str, then: QParams | None = None
+) -> IntLayerNorm:
+    """I-LayerNorm on the centred input codes ``x - z`` (as the graph's kernel sees them: I-LayerNorm rounds
+    the mean half to even, which an odd zero point would flip on ties), the requant of its output to its output
+    container ``out_grid`` and then to ``then``."""
     inner = mod.observed.inner
     if inner.weight is None or inner.bias is None:
         raise VitqError(f"{where}: an integer LayerNorm needs an affine LayerNorm")
     bias_int = ilayernorm_bias(inner.weight, inner.bias)
     ratio = ilayernorm_scale(inner.weight).double() / out_grid.scale
     rq = Requant(ratio, out_grid, _LN_BOUND + int(bias_int.abs().max()))
-    return IntLayerNorm(bias_int, rq if then is None else _regrid(rq, then))
+    return IntLayerNorm(
+        bias_int, rq if then is None else _regrid(rq, then), in_zero_point=int(in_grid.zero_point)
+    )
 
 
 def _qkv_part(graph: _Graph, qnode: fx.Node, qkv_node: fx.Node, where: str) -> tuple[int, int, int]:
@@ -415,8 +421,8 @@ def _norm(
     node, mod = _custom(graph, target, "ilayernorm")
     if graph.back(node.args[0]) is not x_node:
         raise VitqError(f"{target}: its input is not the residual stream")
-    graph.input_grid(node, mod, target)
-    return node, _ilayernorm(mod, graph.grid(node), target, then=then)
+    in_grid = graph.input_grid(node, mod, target)
+    return node, _ilayernorm(mod, in_grid, graph.grid(node), target, then=then)
 
 
 def _norm_linear(

@@ -52,11 +52,20 @@ def dyadic_constants(ratio: torch.Tensor | float, max_input: int) -> tuple[torch
     Returns:
         int64 ``(mantissa, shift)`` with ``ratio ~= mantissa / 2^shift``.
 
+    A ratio below ``2^-31`` (e.g. a LayerNorm channel whose learned gain is almost zero, seen on the converged
+    reference model at 4 bits) keeps the largest shift, 62, with a shorter mantissa ``round(ratio * 2^62)``:
+    the rescale stays exact to ``2^-62`` absolute, which is all such a channel can hold (its outputs round to
+    0 or +-1 code).
+
     Raises:
-        ValueError: a ratio outside ``[2^-31, 2^30]`` or an input bound too large to keep 8 mantissa bits.
+        ValueError: a ratio above ``2^30`` or not positive, or an input bound too large to keep 8 mantissa bits.
     """
     r = torch.as_tensor(ratio, dtype=torch.float64)
-    m, k = dyadic_from_scale(r)
+    tiny = r < 2.0**-31
+    m, k = dyadic_from_scale(torch.where(tiny & (r > 0), torch.full_like(r, 2.0**-31), r))
+    if bool(tiny.any()):
+        m = torch.where(tiny, torch.floor(r * 2.0**62 + 0.5).to(torch.int64), m)
+        k = torch.where(tiny, torch.full_like(k, 62), k)
     bits = min(MANTISSA_BITS, _I64_BITS - max(1, int(max_input)).bit_length())
     if bits < 8:
         raise ValueError(f"input bound {max_input} leaves only {bits} mantissa bits for a dyadic rescale")

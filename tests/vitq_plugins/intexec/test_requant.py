@@ -34,3 +34,17 @@ def test_mantissa_shortened_for_large_inputs() -> None:
     assert abs(float(m) / 2 ** float(k) - 0.3) < 1e-6
     with pytest.raises(ValueError, match="mantissa"):
         dyadic_constants(0.3, 2**60)
+
+
+def test_ratios_below_2_pow_minus_31_keep_shift_62() -> None:
+    """A LayerNorm channel with an almost-zero gain gives a ratio below 2^-31 (the converged reference model at
+    4 bits): the shift stays at 62 and the mantissa gets shorter, exact to 2^-62."""
+    ratio = torch.tensor([1.1e-10, 2.0**-40, 3.0e-3], dtype=torch.float64)
+    m, k = dyadic_constants(ratio, 2**20)
+    assert k[:2].tolist() == [62, 62] and int(m[0]) > 2**28
+    assert torch.allclose(m.double() / torch.pow(2.0, k.double()), ratio, rtol=1e-8, atol=2.0**-62)
+    x = torch.tensor([[2**20, -(2**20) + 3, 12345]], dtype=torch.int64)
+    rq = Requant(ratio, QParams(1.0, 0, -(2**30), 2**30), 2**20)
+    assert torch.equal(rq(x), torch.round(x.double() * ratio).to(torch.int64))
+    with pytest.raises(ValueError, match="> 0"):
+        dyadic_constants(torch.tensor([0.0, 1e-12], dtype=torch.float64), 10)
