@@ -101,8 +101,8 @@ class RayExecutor(Executor):
                 raise VitqError(f"could not start or join a Ray cluster {where}: {exc}") from None
             self._owns = True
         if num_workers is None:
-            cpus = float(self._ray.cluster_resources().get("CPU", 1.0))
-            self.num_workers = max(int(cpus // threads), 1)
+            total = float(self._ray.cluster_resources().get("CPU", 1.0))
+            self.num_workers = max(int(total // threads), 1)
         self._remote = self._ray.remote(_run_task)
 
     def map(
