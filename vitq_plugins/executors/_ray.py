@@ -6,7 +6,8 @@ Without an address (and without ``RAY_ADDRESS``) ``ray.init`` starts a local clu
 batches) goes to the object store once with ``ray.put`` and every task receives the reference (Ray
 resolves a top-level reference argument to the object, read zero-copy where it can; see the Ray docs on
 "Passing object arguments"). A task is retried up to ``max_retries`` times, after its worker dies and
-after an exception (``retry_exceptions=True``); ``ray.wait`` returns tasks as they finish, so the progress
+after an exception (``retry_exceptions=True``), except a :class:`VitqError` (bad input fails the same way
+again: it is reported at once); ``ray.wait`` returns tasks as they finish, so the progress
 bar ticks per task and a task that fails for good is recorded without losing the others.
 """
 
@@ -42,6 +43,13 @@ def import_ray() -> Any:
     return ray_mod
 
 
+class _Refused:
+    """A :class:`VitqError` raised by a task, returned as a value: bad input is not worth a retry."""
+
+    def __init__(self, exc: VitqError) -> None:
+        self.exc = exc
+
+
 def _run_task(fn: TaskFn[Any], shared: Any, item: Any, threads: int | None) -> Any:
     """The body of every Ray task: set the torch threads, then ``fn(shared, item)``."""
     if threads is not None:
@@ -49,7 +57,10 @@ def _run_task(fn: TaskFn[Any], shared: Any, item: Any, threads: int | None) -> A
 
         if torch.get_num_threads() != threads:
             torch.set_num_threads(threads)
-    return fn(shared, item)
+    try:
+        return fn(shared, item)
+    except VitqError as exc:
+        return _Refused(exc)
 
 
 def _cause(exc: BaseException) -> BaseException:
@@ -139,9 +150,14 @@ class RayExecutor(Executor):
                 for ref in done:
                     i = where[ref]
                     try:
-                        results[i] = ray.get(ref)
+                        value = ray.get(ref)
                     except Exception as exc:  # noqa: BLE001 - failed for good: reported with its label
                         failures.append(self.failure(i, names[i], _cause(exc)))
+                    else:
+                        if isinstance(value, _Refused):
+                            failures.append(self.failure(i, names[i], value.exc))
+                        else:
+                            results[i] = value
                     if bar is not None:
                         bar.update(1)
         except BaseException:
