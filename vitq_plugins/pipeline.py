@@ -11,6 +11,7 @@ leaves nothing half-written.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from collections.abc import Iterator
 from collections.abc import Mapping
 from collections.abc import Sequence
@@ -419,6 +420,7 @@ def quantize_sweep(
     fp_eval: EvalResult | None = None,
     host: PluginHost | None = None,
     progress: bool = False,
+    on_done: Callable[[int, int], None] | None = None,
     **common: Any,
 ) -> SweepOutcome[dict[str, Any]]:
     """:func:`run_quantize` of ``model`` once per job, on ``executor`` (default: serially, here).
@@ -426,7 +428,8 @@ def quantize_sweep(
     The model and ``fp_eval`` are shipped once (``ray.put`` under the Ray executor). Each job holds the
     per-config arguments (``recipe``/``w_bits``/... or ``config``, ``backend``); ``common`` the rest
     (``data``, ``n_calib``, ``n_eval``, ``seed``, ``batch_size``). ``host`` is used in this process only:
-    a Ray worker builds its own host from the installed plugins.
+    a Ray worker builds its own host from the installed plugins. ``on_done(finished, total)`` is called as
+    jobs finish.
 
     Returns:
         The :class:`~vitq_plugins.executors.SweepOutcome`: ``run_quantize``'s dicts in job order, with
@@ -446,7 +449,13 @@ def quantize_sweep(
         "common": {"progress": False, **common},
     }
     return executor.map(
-        _quantize_job, shared, [dict(j) for j in jobs], labels=labels, desc="configs", progress=progress
+        _quantize_job,
+        shared,
+        [dict(j) for j in jobs],
+        labels=labels,
+        desc="configs",
+        progress=progress,
+        on_done=on_done,
     )
 
 

@@ -125,8 +125,10 @@ class Executor(ABC):
         labels: Sequence[str] | None = None,
         desc: str = "tasks",
         progress: bool = False,
+        on_done: Callable[[int, int], None] | None = None,
     ) -> SweepOutcome[R]:
-        """Run ``fn(shared, item)`` for every item; a tqdm bar on stderr ticks as tasks finish."""
+        """Run ``fn(shared, item)`` for every item; a tqdm bar on stderr ticks as tasks finish, and
+        ``on_done(finished, total)`` is called after each (a UI's progress bar)."""
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release what the executor started (the serial one started nothing)."""

@@ -13,6 +13,7 @@ bar ticks per task and a task that fails for good is recorded without losing the
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from collections.abc import Sequence
 import os
 from typing import Any
@@ -125,6 +126,7 @@ class RayExecutor(Executor):
         labels: Sequence[str] | None = None,
         desc: str = "tasks",
         progress: bool = False,
+        on_done: Callable[[int, int], None] | None = None,
     ) -> SweepOutcome[R]:
         ray = self._ray
         names = self.labels_for(items, labels)
@@ -160,6 +162,8 @@ class RayExecutor(Executor):
                             results[i] = value
                     if bar is not None:
                         bar.update(1)
+                    if on_done is not None:
+                        on_done(len(items) - len(pending), len(items))
         except BaseException:
             for ref in pending:
                 ray.cancel(ref, force=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from collections.abc import Sequence
 from typing import Any
 
@@ -29,6 +30,7 @@ class SerialExecutor(Executor):
         labels: Sequence[str] | None = None,
         desc: str = "tasks",
         progress: bool = False,
+        on_done: Callable[[int, int], None] | None = None,
     ) -> SweepOutcome[R]:
         names = self.labels_for(items, labels)
         results: list[R | None] = []
@@ -47,6 +49,8 @@ class SerialExecutor(Executor):
                     failures.append(self.failure(i, names[i], exc))
                 if bar is not None:
                     bar.update(1)
+                if on_done is not None:
+                    on_done(i + 1, len(items))
         finally:
             if bar is not None:
                 bar.close()
