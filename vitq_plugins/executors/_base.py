@@ -77,8 +77,8 @@ class SweepOutcome(Generic[R]):
 
     def unwrap(self, what: str) -> list[R]:
         """Every result, or :class:`SweepError` naming each failed task of ``what``."""
-        if self.failures:
-            raise SweepError(what, self)
+        if self.failures:  # chained to the first failure, so its traceback is kept
+            raise SweepError(what, self) from self.failures[0].exception
         return cast(list[R], list(self.results))
 
 
