@@ -8,6 +8,7 @@ import sys
 
 import pytest
 
+from vitq_plugins.core.errors import VitqError
 from vitq_plugins.executors import RayExecutor
 
 pytest.importorskip("ray")
@@ -33,6 +34,32 @@ def _die_always(_shared: None, x: int) -> int:
     if x == 2:
         os._exit(1)
     return x * 10
+
+
+def _refuse(log_dir: str, x: int) -> int:
+    """Raises a VitqError (bad input) for item 1, after noting the attempt."""
+    if x == 1:
+        with (Path(log_dir) / "attempts").open("a") as f:
+            f.write("x")
+        raise VitqError(f"config {x} is invalid")
+    return x
+
+
+def _flaky(log_dir: str, x: int) -> int:
+    """Raises a RuntimeError on its first attempt only (a transient failure)."""
+    marker = Path(log_dir) / f"flaky-{x}"
+    if not marker.exists():
+        marker.write_text("x")
+        raise RuntimeError("transient")
+    return x
+
+
+def test_bad_input_is_not_retried_but_a_transient_error_is(ray_executor: RayExecutor, tmp_path: Path) -> None:
+    out = ray_executor.map(_refuse, str(tmp_path), [0, 1, 2], labels=["a", "b", "c"])
+    assert out.results == (0, None, 2) and (tmp_path / "attempts").read_text() == "x"
+    assert isinstance(out.failures[0].exception, VitqError)
+    assert out.failures[0].describe() == "b: VitqError: config 1 is invalid"
+    assert ray_executor.map(_flaky, str(tmp_path), [0, 1]).unwrap("flaky") == [0, 1]
 
 
 def test_results_in_task_order_from_both_workers(ray_executor: RayExecutor) -> None:
