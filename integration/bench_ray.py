@@ -7,8 +7,8 @@ command); ``integration/benchmark.py`` puts the markdown into ``docs/RESULTS.md`
   calibration batches; once per sweep), and the overhead per task: wall time of ``--noop`` no-op tasks
   through the executor divided by their number (median of ``--reps``), serial executor beside it.
 * **A real sweep**: the sensitivity table of ``--model`` on ``--calib`` calibration images (``anchors=[4]``,
-  as the benchmark's Greedy-MP), serial (``--threads`` torch threads) and on Ray (``--workers`` workers of
-  one thread), medians of ``--reps``; the two tables must be identical. Then ``--configs`` uniform configs
+  as the benchmark's Greedy-MP), serial (``--threads`` torch threads, default 1) and on Ray (``--workers``
+  workers of one thread), medians of ``--reps``; at one thread each the two tables must be bit-identical. Then ``--configs`` uniform configs
   of the benchmark (``run_quantize`` on ``--cfg-eval`` images) serial and on Ray, with the per-task times.
 * **Projected** (not measured): the full ``integration/benchmark.py`` run on N machines, from the per-task
   wall times of the last full run (``--results``, its ``results.csv`` and ``results_meta.json``). The FP
@@ -130,7 +130,13 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--data", default="cifar10_bundled")
     ap.add_argument("--calib", type=int, default=8, metavar="N", help="sensitivity images (default 8)")
     ap.add_argument("--workers", type=int, default=2, help="Ray workers of one thread (default 2)")
-    ap.add_argument("--threads", type=int, default=2, help="torch threads of the serial runs (default 2)")
+    ap.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch threads of the serial runs (default 1, as each Ray worker: then the tables must be "
+        "bit-identical; with more, float reductions may differ in the last bits)",
+    )
     ap.add_argument("--reps", type=int, default=3, help="repetitions; medians are quoted (default 3)")
     ap.add_argument(
         "--noop", type=int, default=50, metavar="K", help="no-op tasks per repetition (default 50)"
@@ -231,18 +237,19 @@ def measure(args: argparse.Namespace) -> list[dict[str, Any]]:
 
         s_t, s_tab = _median_time(lambda: sens(serial), args.reps)
         r_t, r_tab = _median_time(lambda: sens(remote), args.reps)
-        same = all(
-            np.array_equal(s_tab.loss(m, k), r_tab.loss(m, k))
-            for m in ("kl", "agreement", "mse")
-            for k in "wa"
-        )
+        pairs = [(s_tab.loss(m, k), r_tab.loss(m, k)) for m in ("kl", "agreement", "mse") for k in "wa"]
+        same = all(np.array_equal(a, b) for a, b in pairs)
+        rel = max(float(np.max(np.abs(a - b) / np.maximum(np.abs(a), 1e-30))) for a, b in pairs)
         detail = f"{len(s_tab.layers)} layers, {args.calib} images, anchors 4"
         add("sweep", f"sensitivity serial ({args.threads} threads)", s_t, "s", args.reps, detail)
         add("sweep", f"sensitivity ray ({args.workers} workers x 1 thread)", r_t, "s", args.reps, detail)
         add("sweep", "sensitivity speed-up serial/ray", s_t / r_t, "x", args.reps, "")
         add("sweep", "sensitivity tables identical", float(same), "bool", 1, "every metric, w and a")
-        if not same:
-            raise SystemExit("the Ray sensitivity table differs from the serial one")
+        add("sweep", "sensitivity max relative difference", rel, "", 1, "0 when identical")
+        if not same and args.threads == 1:  # equal threads per task: the numbers must be the same bits
+            raise SystemExit(
+                f"the Ray sensitivity table differs from the serial one (max relative {rel:.3g})"
+            )
 
         settings = [("minmax", 8, 8, 8), ("fqvit", 8, 8, 4), ("minmax", 4, 8, 8), ("fqvit", 6, 6, 6)]
         jobs = [
