@@ -1,6 +1,6 @@
 # Two commands do all the set-up on a fresh machine:
 #   make run   - create .venv, install vitq, start the explorer on the bundled reference model
-#   make test  - create .venv, install vitq with dev deps, run ruff, mypy and pytest (what CI runs)
+#   make test  - create .venv, install vitq with dev deps and the ray extra, run ruff, mypy and pytest (what CI runs)
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -15,7 +15,7 @@ $(BIN)/python:
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	$(BIN)/python -m pip install --quiet -e ".[dev,ray]"
 	touch $@
 
 venv: $(VENV)/.installed

@@ -60,6 +60,7 @@ __all__ = [
     "fp_evaluation",
     "cache_dir",
     "evaluate",
+    "evaluate_many",
     "export_model",
     "get_host",
     "layernorm_stats",
@@ -79,6 +80,8 @@ REPO = Path(__file__).resolve().parents[1]
 #: the uniform baselines of the Trade-offs chart: label -> (w_bits, a_bits)
 UNIFORM: dict[str, tuple[int, int]] = {"W8A8": (8, 8), "W6A6": (6, 6), "W4A8": (4, 8), "W4A4": (4, 4)}
 _RECORD_VERSION = 1
+#: executor of :func:`evaluate_many` (``serial`` or ``ray``; see :mod:`vitq_plugins.executors`)
+EXECUTOR_ENV = "VITQ_EXECUTOR"
 
 
 @st.cache_resource(show_spinner=False)
@@ -290,6 +293,21 @@ def evaluate(
         return dict(cached), True
     with HEAVY_LOCK:
         result = _run_quantize(settings, fp, cfg)
+    return _store(settings, fp, cfg, result, results, key=key, label=label, source=source), False
+
+
+def _store(
+    settings: Settings,
+    fp: FPModel,
+    cfg: QuantConfig,
+    result: dict[str, Any],
+    results: MutableMapping[str, Any],
+    *,
+    key: str,
+    label: str,
+    source: str,
+) -> dict[str, Any]:
+    """Write the record of one evaluation to disk and to ``results``; return a copy."""
     result["model"] = settings.model
     record = {
         "version": _RECORD_VERSION,
@@ -303,7 +321,67 @@ def evaluate(
     }
     _write_record(record)
     results[key] = record
-    return dict(record), False
+    return dict(record)
+
+
+def evaluate_many(
+    settings: Settings,
+    fp: FPModel,
+    configs: Mapping[str, QuantConfig],
+    results: MutableMapping[str, Any],
+    *,
+    source: str,
+    on_done: Callable[[int, int], None] | None = None,
+) -> list[dict[str, Any]]:
+    """Evaluate several configs as one sweep on the executor named by ``$VITQ_EXECUTOR`` (``serial``, the
+    default, or ``ray``: ``$RAY_ADDRESS`` or a local cluster); cached ones are skipped, so an interrupted
+    run resumes. The model and the FP logits are shipped once; records are the same as :func:`evaluate`'s.
+
+    Returns:
+        The records in ``configs`` order.
+
+    Raises:
+        VitqError: an unknown executor; :class:`~vitq_plugins.executors.SweepError` naming the configs that
+            failed (the others are recorded first).
+    """
+    from vitq_plugins.executors import get_executor
+    from vitq_plugins.pipeline import quantize_sweep
+
+    records: dict[str, dict[str, Any]] = {}
+    todo: dict[str, tuple[str, QuantConfig]] = {}
+    for label, cfg in configs.items():
+        key = eval_key(settings, fp, cfg)
+        cached = results.get(key) or _read_record(_record_path(key))
+        if cached is not None:
+            results[key] = cached
+            records[label] = dict(cached)
+        else:
+            todo[label] = (key, cfg)
+    if on_done is not None:
+        on_done(len(records), len(configs))
+    if todo:
+        base = len(records)
+        with HEAVY_LOCK, get_executor(os.environ.get(EXECUTOR_ENV, "serial")) as executor:
+            outcome = quantize_sweep(
+                fp.module,
+                [{"backend": settings.backend, "config": cfg} for _, cfg in todo.values()],
+                executor=executor,
+                labels=list(todo),
+                fp_eval=fp_evaluation(settings, fp),
+                host=get_host(),
+                on_done=None if on_done is None else lambda k, _n: on_done(base + k, len(configs)),
+                data=settings.data,
+                n_calib=settings.n_calib,
+                n_eval=settings.n_eval_or_none,
+                seed=settings.seed,
+                batch_size=settings.batch_size,
+            )
+        for (label, (key, cfg)), res in zip(todo.items(), outcome.results, strict=True):
+            if res is not None:
+                res.pop("task_s", None)
+                records[label] = _store(settings, fp, cfg, res, results, key=key, label=label, source=source)
+        outcome.unwrap("evaluate " + ", ".join(todo))
+    return [records[label] for label in configs]
 
 
 def uniform_configs(settings: Settings) -> dict[str, QuantConfig]:

@@ -237,13 +237,13 @@ def evaluate_with_status(
 
 def evaluate_many(fp: services.FPModel, configs: dict[str, QuantConfig], source: str) -> list[dict[str, Any]]:
     """Evaluate several configs with a progress bar; cached ones are skipped, so an interrupted run resumes."""
-    s = settings()
     bar = st.progress(0.0, text="Starting…")
-    out = []
-    for i, (label, cfg) in enumerate(configs.items()):
-        bar.progress(i / len(configs), text=f"Evaluating {label} ({i + 1}/{len(configs)})…")
-        rec, _ = services.evaluate(s, fp, cfg, st.session_state[state.RESULTS], label=label, source=source)
-        out.append(rec)
+
+    def done(k: int, n: int) -> None:
+        bar.progress(k / max(n, 1), text=f"Evaluated {k}/{n} configs…")
+
+    results = st.session_state[state.RESULTS]
+    out = services.evaluate_many(settings(), fp, configs, results, source=source, on_done=done)
     bar.progress(1.0, text=f"Evaluated {len(configs)} configs")
     return out
 

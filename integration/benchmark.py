@@ -56,7 +56,10 @@ sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402
 
+from vitq_plugins.commands import add_executor_arguments  # noqa: E402
+from vitq_plugins.commands import executor_from_args  # noqa: E402
 from vitq_plugins.core.errors import VitqError  # noqa: E402
+from vitq_plugins.executors import Executor  # noqa: E402
 
 MODEL = "vit_tiny_cifar10"
 #: (w_bits, a_bits, attn_bits), FQ-ViT's W/A/Attn columns
@@ -364,15 +367,18 @@ def top1_noise(p: float, n: int) -> float:
 class Bench:
     """One benchmark run: shared FP results, then the sections, each appending CSV rows."""
 
-    def __init__(self, args: argparse.Namespace, plan: Plan) -> None:
+    def __init__(self, args: argparse.Namespace, plan: Plan, executor: Executor | None = None) -> None:
         from vitq_plugins.core.manager import get_host
         from vitq_plugins.data.loader import make_loader
         from vitq_plugins.data.resolve import resolve_dataset
         from vitq_plugins.data.transforms import transform_for_model
+        from vitq_plugins.executors import get_executor
         from vitq_plugins.models.resolve import resolve_model
 
         self.args = args
         self.plan = plan
+        #: where the configs, the sensitivity and the Greedy-MP points run (the speed table stays here)
+        self.executor = executor if executor is not None else get_executor("serial")
         self.progress = not args.no_progress
         self.host = get_host()
         self.data: Path | str = args.data
@@ -437,43 +443,43 @@ class Bench:
 
     # --- uniform recipes on both backends
     def configs(self) -> None:
-        from tqdm import tqdm
-
-        from vitq_plugins.pipeline import run_quantize
+        """Every uniform config as one sweep on the executor (model and FP logits shipped once)."""
+        from vitq_plugins.pipeline import quantize_sweep
 
         plan = self.plan
         todo = [(r, b, s) for s in plan.settings for r in plan.recipes for b in plan.backends]
+        names = [f"{recipe} W{w}A{a} attn{attn} [{backend}]" for recipe, backend, (w, a, attn) in todo]
         t_all = time.perf_counter()
-        for recipe, backend, (w, a, attn) in tqdm(
-            todo, desc="configs", disable=not self.progress, file=sys.stderr
-        ):
-            name = f"{recipe} W{w}A{a} attn{attn} [{backend}]"
-            t0 = time.perf_counter()
-            try:
-                res = run_quantize(
-                    self.args.model,
-                    recipe,
-                    backend,
-                    w,
-                    a,
-                    attn,
-                    data=self.data,
-                    n_calib=plan.n_calib,
-                    n_eval=plan.n_eval,
-                    seed=self.args.seed,
-                    progress=False,
-                    batch_size=self.args.batch_size,
-                    fp_eval=self.fp_eval,
-                )
-            except VitqError as exc:  # a combination the backend rejects: a row with the reason
+        outcome = quantize_sweep(
+            self.fp_model,
+            [
+                {"recipe": recipe, "backend": backend, "w_bits": w, "a_bits": a, "attn_bits": attn}
+                for recipe, backend, (w, a, attn) in todo
+            ],
+            executor=self.executor,
+            labels=names,
+            name=self.args.model,
+            fp_eval=self.fp_eval,
+            host=self.host,
+            progress=self.progress,
+            data=self.data,
+            n_calib=plan.n_calib,
+            n_eval=plan.n_eval,
+            seed=self.args.seed,
+            batch_size=self.args.batch_size,
+        )
+        failed = {f.index: f for f in outcome.failures}
+        for i, ((recipe, backend, bits), name) in enumerate(zip(todo, names, strict=True)):
+            res = outcome.results[i]
+            if res is not None:
+                self.rows.append(_eval_row(name, res, self.fp_calib_s, float(res["task_s"])))
+            else:  # a combination the backend rejects (VitqError), or a library failure: a row with the reason
+                f = failed[i]
+                status = "unsupported" if isinstance(f.exception, VitqError) else "error"
+                reason = str(f.exception) if status == "unsupported" else f.error
                 self.rows.append(
-                    self._failed(name, recipe, backend, (w, a, attn), "unsupported", str(exc), t0)
+                    self._failed(name, recipe, backend, bits, status, reason, time.perf_counter())
                 )
-            except Exception as exc:  # noqa: BLE001 - a library failure is reported in the table, not a crash
-                msg = f"{type(exc).__name__}: {exc}"
-                self.rows.append(self._failed(name, recipe, backend, (w, a, attn), "error", msg, t0))
-            else:
-                self.rows.append(_eval_row(name, res, self.fp_calib_s, time.perf_counter() - t0))
             r = self.rows[-1]
             detail = (
                 f"top-1 {r['top1']:.4f} agree {r['agreement']:.4f} calib {r['calib_s']:.1f} s eval {r['eval_s']:.1f} s"
@@ -518,7 +524,7 @@ class Bench:
 
     # --- greedy mixed precision
     def mixed(self) -> None:
-        from vitq_plugins.pipeline import run_quantize
+        from vitq_plugins.pipeline import quantize_sweep
         from vitq_plugins.search import Budget
         from vitq_plugins.search import run_search
         from vitq_plugins.search import sensitivity_table
@@ -539,6 +545,7 @@ class Bench:
                 anchors=[4],
                 use_cache=False,
                 progress=False,
+                executor=self.executor,
             )
         except VitqError as exc:
             for bits in self.plan.mp_bits:
@@ -547,31 +554,47 @@ class Bench:
                 self.rows[-1].update(section="mixed", w_bits=None, a_bits=None, attn_bits=None)
             return
         t_sens = time.perf_counter() - t0
+        points: list[tuple[str, Any, Any, float]] = []  # (name, search result, config, search seconds)
         for bits in self.plan.mp_bits:
             name = f"Greedy-MP {recipe} avg {bits:g} bits [{backend}]"
             t0 = time.perf_counter()
             try:
                 found = run_search(table, [Budget("avg_bits", bits)], method="greedy")
-                t_search = time.perf_counter() - t0
-                cfg = to_quant_config(found.space, found.chosen, recipe)
-                costs = found.space.costs(found.chosen)
-                res = run_quantize(
-                    self.args.model,
-                    backend=backend,
-                    config=cfg,
-                    data=self.data,
-                    n_calib=self.plan.n_calib,
-                    n_eval=self.plan.n_eval,
-                    seed=self.args.seed,
-                    progress=False,
-                    batch_size=self.args.batch_size,
-                    fp_eval=self.fp_eval,
-                )
             except VitqError as exc:
                 self.rows.append(self._failed(name, recipe, backend, (0, 0, 0), "unsupported", str(exc), t0))
                 self.rows[-1].update(section="mixed", w_bits=None, a_bits=None, attn_bits=None)
                 continue
-            row = _eval_row(name, res, self.fp_calib_s, time.perf_counter() - t0)
+            cfg = to_quant_config(found.space, found.chosen, recipe)
+            points.append((name, found, cfg, time.perf_counter() - t0))
+        outcome = quantize_sweep(
+            self.fp_model,
+            [{"backend": backend, "config": cfg} for _, _, cfg, _ in points],
+            executor=self.executor,
+            labels=[p[0] for p in points],
+            name=self.args.model,
+            fp_eval=self.fp_eval,
+            host=self.host,
+            progress=self.progress,
+            data=self.data,
+            n_calib=self.plan.n_calib,
+            n_eval=self.plan.n_eval,
+            seed=self.args.seed,
+            batch_size=self.args.batch_size,
+        )
+        failed = {f.index: f for f in outcome.failures}
+        for i, (name, found, cfg, t_search) in enumerate(points):
+            res = outcome.results[i]
+            if res is None:
+                f = failed[i]
+                status = "unsupported" if isinstance(f.exception, VitqError) else "error"
+                reason = str(f.exception) if status == "unsupported" else f.error
+                self.rows.append(
+                    self._failed(name, recipe, backend, (0, 0, 0), status, reason, time.perf_counter())
+                )
+                self.rows[-1].update(section="mixed", w_bits=None, a_bits=None, attn_bits=None)
+                continue
+            costs = found.space.costs(found.chosen)
+            row = _eval_row(name, res, self.fp_calib_s, t_search + float(res["task_s"]))
             params = [ly.params for ly in found.space.layers]
             row.update(
                 section="mixed",
@@ -825,6 +848,7 @@ class Bench:
             "n_mp_calib": self.plan.n_mp_calib,
             "batch_size": self.args.batch_size,
             "threads": self.args.threads,
+            "executor": repr(self.executor),
             "speed_threads": self.args.speed_threads or self.args.threads,
             "torch_threads": torch.get_num_threads(),
             "cpu": _cpu_name(),
@@ -1101,6 +1125,30 @@ def render_markdown(rows: Sequence[dict[str, Any]], prov: dict[str, Any], proble
     return "\n".join(lines) + "\n"
 
 
+#: written by ``integration/bench_ray.py`` into ``<out-dir>/measurements``
+RAY_SWEEP_FILES = ("ray_sweep.csv", "ray_sweep.md")
+
+
+def scale_out_section(meas_dir: Path) -> str:
+    """The "Scale-out (Ray)" section of RESULTS.md: ``ray_sweep.md`` (its tables and the command that measured
+    them, written by ``integration/bench_ray.py`` beside ``ray_sweep.csv``), headings one level down;
+    a pointer to that script when it has not been run."""
+    csv_path, md_path = (meas_dir / n for n in RAY_SWEEP_FILES)
+    lines = ["", "## Scale-out (Ray)", ""]
+    if not (csv_path.is_file() and md_path.is_file()):
+        lines += [
+            f"Not measured yet: run `python integration/bench_ray.py` (writes `{csv_path.name}` and "
+            f"`{md_path.name}` into `{meas_dir.name}/`), then this benchmark again.",
+        ]
+        return "\n".join(lines) + "\n"
+    body = md_path.read_text().splitlines()
+    if body and body[0].startswith("# "):
+        body = body[1:]  # the file's own title: this section's heading replaces it
+    lines += [("#" + ln if ln.startswith("#") else ln) for ln in body]
+    lines += ["", f"Every number: `{meas_dir.name}/{csv_path.name}`."]
+    return "\n".join(lines).rstrip() + "\n"
+
+
 def _csv_value(v: Any) -> Any:
     if isinstance(v, float):
         return f"{v:.6g}" if math.isfinite(v) else ""
@@ -1204,6 +1252,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ap.add_argument("--no-progress", action="store_true")
     ap.add_argument("--no-check", action="store_true", help="exit 0 even when a sanity check fails")
+    add_executor_arguments(ap)
     return ap
 
 
@@ -1227,20 +1276,26 @@ def main(argv: list[str] | None = None) -> int:
     elif os.sep in args.data or Path(args.data).exists():
         args.data = Path(args.data)
     torch.set_num_threads(args.threads)
-    wall = time.perf_counter()
-    bench = Bench(args, plan)
     try:
-        bench.fp()
-        bench.configs()
-        bench.mixed()
-        bench.onnx()
-    finally:
-        import shutil
+        executor = executor_from_args(args)
+    except VitqError as exc:
+        print(f"benchmark.py: error: {exc}", file=sys.stderr)
+        return 2
+    wall = time.perf_counter()
+    with executor:
+        bench = Bench(args, plan, executor)
+        try:
+            bench.fp()
+            bench.configs()
+            bench.mixed()
+            bench.onnx()
+        finally:
+            import shutil
 
-        shutil.rmtree(bench.tmp, ignore_errors=True)
+            shutil.rmtree(bench.tmp, ignore_errors=True)
     prov = bench.provenance(time.perf_counter() - wall)
     problems = check(bench.rows, plan, args.mp_recipe)
-    text = render_markdown(bench.rows, prov, problems)
+    text = render_markdown(bench.rows, prov, problems) + scale_out_section(args.out_dir / "measurements")
     paths = write_outputs(args.out_dir, bench.rows, prov, text)
     print(text)
     print(

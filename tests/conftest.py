@@ -37,3 +37,24 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if "gpu" in item.keywords and not has_cuda:
             item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def ray_executor() -> Iterator[object]:
+    """One local Ray cluster for the whole session: 2 workers of 1 thread (shut down at the end).
+
+    The tests' task functions travel by value (``cloudpickle.register_pickle_by_value``), since the
+    workers cannot import test modules loaded with ``--import-mode=importlib``.
+    """
+    pytest.importorskip("ray", reason="the ray extra is not installed (pip install 'vitq[ray]')")
+    import ray
+
+    from vitq_plugins.executors import get_executor
+
+    ex = get_executor("ray", num_workers=2, threads=1, max_retries=2)
+    try:
+        yield ex
+    finally:
+        ex.close()
+        if ray.is_initialized():
+            ray.shutdown()

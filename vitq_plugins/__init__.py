@@ -27,6 +27,8 @@ from vitq_plugins.core import UnknownNameError
 from vitq_plugins.core import VitqError
 from vitq_plugins.core import get_host
 from vitq_plugins.core import hookimpl
+from vitq_plugins.executors import get_executor
+from vitq_plugins.executors import list_executors
 
 __version__ = "0.1.0"
 
@@ -47,10 +49,12 @@ __all__ = [
     "VitqError",
     "__version__",
     "get_backend",
+    "get_executor",
     "get_quantizer",
     "get_recipe",
     "hookimpl",
     "list_datasets",
+    "list_executors",
     "list_models",
     "list_quantizers",
     "list_recipes",

@@ -11,7 +11,10 @@ leaves nothing half-written.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from collections.abc import Iterator
+from collections.abc import Mapping
+from collections.abc import Sequence
 from contextlib import contextmanager
 import importlib.metadata as md
 import json
@@ -38,6 +41,8 @@ if TYPE_CHECKING:
     from vitq_plugins.core.manager import PluginHost
     from vitq_plugins.data.loader import BatchLoader
     from vitq_plugins.evaluation.evaluate import EvalResult
+    from vitq_plugins.executors import Executor
+    from vitq_plugins.executors import SweepOutcome
 
 __all__ = [
     "DEFAULT_BATCH_SIZE",
@@ -48,6 +53,7 @@ __all__ = [
     "check_backend_support",
     "fp_evaluation",
     "load_backend",
+    "quantize_sweep",
     "run_evaluate",
     "run_quantize",
     "split_loader",
@@ -390,6 +396,67 @@ def run_quantize(
         _write_json(tmp / CONFIG_FILE, cfg.to_dict())
         _write_json(tmp / RESULTS_FILE, result)
     return result
+
+
+def _quantize_job(shared: Mapping[str, Any], job: Mapping[str, Any]) -> dict[str, Any]:
+    """One task of :func:`quantize_sweep`: ``run_quantize`` of the shared model with the job's settings."""
+    t0 = time.perf_counter()
+    res = run_quantize(
+        shared["model"], **shared["common"], **job, fp_eval=shared["fp_eval"], host=shared["host"]
+    )
+    if shared["name"] is not None:
+        res["model"] = shared["name"]
+    res["task_s"] = time.perf_counter() - t0
+    return res
+
+
+def quantize_sweep(
+    model: nn.Module,
+    jobs: Sequence[Mapping[str, Any]],
+    *,
+    executor: Executor | None = None,
+    labels: Sequence[str] | None = None,
+    name: str | None = None,
+    fp_eval: EvalResult | None = None,
+    host: PluginHost | None = None,
+    progress: bool = False,
+    on_done: Callable[[int, int], None] | None = None,
+    **common: Any,
+) -> SweepOutcome[dict[str, Any]]:
+    """:func:`run_quantize` of ``model`` once per job, on ``executor`` (default: serially, here).
+
+    The model and ``fp_eval`` are shipped once (``ray.put`` under the Ray executor). Each job holds the
+    per-config arguments (``recipe``/``w_bits``/... or ``config``, ``backend``); ``common`` the rest
+    (``data``, ``n_calib``, ``n_eval``, ``seed``, ``batch_size``). ``host`` is used in this process only:
+    a Ray worker builds its own host from the installed plugins. ``on_done(finished, total)`` is called as
+    jobs finish.
+
+    Returns:
+        The :class:`~vitq_plugins.executors.SweepOutcome`: ``run_quantize``'s dicts in job order, with
+        ``model`` set to ``name`` (when given) and ``task_s`` the task's wall time; a failed job is
+        named by its label and the others are kept.
+    """
+    if executor is None:
+        from vitq_plugins.executors import get_executor
+
+        executor = get_executor("serial")
+    local = executor.name == "serial"
+    shared = {
+        "model": model,
+        "fp_eval": fp_eval,
+        "name": name,
+        "host": host if local else None,
+        "common": {"progress": False, **common},
+    }
+    return executor.map(
+        _quantize_job,
+        shared,
+        [dict(j) for j in jobs],
+        labels=labels,
+        desc="configs",
+        progress=progress,
+        on_done=on_done,
+    )
 
 
 def fp_evaluation(

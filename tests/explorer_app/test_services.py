@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
@@ -73,3 +74,41 @@ def test_uploaded_checkpoint_loads_into_an_architecture(small: Settings) -> None
     assert fp.weights_digest == services._weights_digest(ref)
     with pytest.raises(VitqError, match="not a checkpoint"):
         services.save_upload("notes.txt", io.BytesIO(b"x").getvalue())
+
+
+@pytest.mark.parametrize("executor", ["serial", "ray"])
+def test_evaluate_many_runs_on_the_executor_and_matches_evaluate(
+    executor: str,
+    small: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
+) -> None:
+    if executor == "ray":
+        request.getfixturevalue("ray_executor")  # the session's local cluster, joined (not restarted)
+    monkeypatch.setenv(services.EXECUTOR_ENV, executor)
+    fp = services.load_fp_model(small.model, small.pretrained, small.arch)
+    configs = {"W8A8": QuantConfig("minmax", 8, 8, 8), "W4A8": QuantConfig("minmax", 4, 8, 8)}
+    one, _ = services.evaluate(small, fp, configs["W8A8"], {}, label="W8A8", source="uniform")
+    seen: list[tuple[int, int]] = []
+    results: dict[str, object] = {}
+    recs = services.evaluate_many(
+        small, fp, configs, results, source="uniform", on_done=lambda k, n: seen.append((k, n))
+    )
+    assert [r["label"] for r in recs] == ["W8A8", "W4A8"] and set(results) == {r["key"] for r in recs}
+    assert recs[0]["result"] == one["result"]  # cached by evaluate: not run again
+    fresh = recs[1]["result"]
+    assert fresh["w_bits"] == 4 and fresh["model"] == "vit_test_tiny" and "task_s" not in fresh
+    assert seen[0] == (1, 2) and seen[-1] == (2, 2)
+    # a second session reads it from disk
+    again = services.evaluate(small, fp, configs["W4A8"], {}, label="W4A8", source="uniform")
+    assert again[1] and again[0]["result"] == fresh
+    # measured again serially, in an empty cache: the same numbers
+    monkeypatch.setenv("VITQ_CACHE_DIR", str(tmp_path / "other-cache"))
+    serial, cached = services.evaluate(small, fp, configs["W4A8"], {}, label="W4A8", source="uniform")
+    assert not cached
+    for k in ("q_top1", "agreement", "kl", "size_mb", "bops", "n_eval", "n_calib"):
+        assert serial["result"][k] == fresh[k], k
+    with pytest.raises(Exception, match="unknown executor 'rya'"):
+        monkeypatch.setenv(services.EXECUTOR_ENV, "rya")
+        services.evaluate_many(small, fp, {"W6A6": QuantConfig("minmax", 6, 6, 6)}, {}, source="uniform")

@@ -147,3 +147,31 @@ def test_check_timing_rule_only_when_asked(bench: ModuleType) -> None:
     one = min(bench.SPEED_BATCHES)
     next(r for r in speed if r["batch"] == one)["median_ms"] = float("nan")
     assert any("positive finite" in p for p in bench.check(rows + speed, plan, "minmax", timing=False))
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--executor", "rya"], "unknown executor 'rya'; did you mean 'ray'?"),
+        (["--ray-address", "h:1"], "--ray-address 'h:1' needs --executor ray"),
+        (["--num-workers", "0"], "--num-workers 0 is invalid"),
+    ],
+)
+def test_bad_executor_flags_exit_2_before_any_work(
+    bench: ModuleType, flags: list[str], message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert bench.main(["--quick", "--out-dir", str(tmp_path), *flags]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0]
+    assert not any(tmp_path.iterdir())
+
+
+def test_scale_out_section_reads_the_ray_measurements(bench: ModuleType, tmp_path: Path) -> None:
+    assert "Not measured yet: run `python integration/bench_ray.py`" in bench.scale_out_section(tmp_path)
+    (tmp_path / "ray_sweep.csv").write_text("section,name,median_s\nsweep,serial,12.5\n")
+    (tmp_path / "ray_sweep.md").write_text(
+        "# Ray sweep\n\nCommand: `python integration/bench_ray.py`\n\n## Projected\n\n| N | s |\n"
+    )
+    text = bench.scale_out_section(tmp_path)
+    assert text.startswith("\n## Scale-out (Ray)\n") and "# Ray sweep" not in text
+    assert "Command: `python integration/bench_ray.py`" in text and "### Projected" in text

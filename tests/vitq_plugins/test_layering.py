@@ -2,7 +2,7 @@
 
 numerics (``ops``) <- framework wings (``brevitas``, ``fx``; never each other) <- consumers of the wings
 (``intexec``, ``search``, ``pipeline``, ``commands``, the CLI); the plugin core (``core``, ``config``,
-``sites``, ``builtin``) knows no framework. A wing never reaches up into a consumer.
+``sites``, ``builtin``) knows no framework, nor does the executor seam (``executors``), which the consumers use. A wing never reaches up into a consumer.
 """
 
 from __future__ import annotations
@@ -37,6 +37,19 @@ FORBIDDEN: dict[str, set[str]] = {
     "fx": {"brevitas", "intexec", "pipeline", "search", "commands", "cli", "evaluation"},
     "intexec": {"pipeline", "search", "commands", "cli"},
     "pipeline": {"brevitas", "fx", "commands", "cli"},  # it reaches a wing through the registry
+    # the executor seam runs any function it is given: it knows no numerics, wing or consumer
+    "executors": {
+        "ops",
+        "brevitas",
+        "fx",
+        "intexec",
+        "pipeline",
+        "search",
+        "commands",
+        "cli",
+        "builtin",
+        "transforms",
+    },
 }
 
 

@@ -13,10 +13,22 @@ from collections.abc import Mapping
 from collections.abc import Sequence
 import json
 import sys
+from typing import TYPE_CHECKING
 from typing import Any
 from typing import TextIO
 
-__all__ = ["add_common_model_arguments", "emit", "format_table"]
+from vitq_plugins.core.errors import VitqError
+
+if TYPE_CHECKING:
+    from vitq_plugins.executors import Executor
+
+__all__ = [
+    "add_common_model_arguments",
+    "add_executor_arguments",
+    "emit",
+    "executor_from_args",
+    "format_table",
+]
 
 
 def add_common_model_arguments(parser: argparse.ArgumentParser, *, model_required: bool) -> None:
@@ -78,3 +90,46 @@ def emit(result: Mapping[str, Any], keys: Sequence[str], *, as_json: bool, out: 
     else:
         stream.write(format_table(result, keys) + "\n")
     stream.flush()
+
+
+def add_executor_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--executor``, ``--ray-address`` and ``--num-workers`` (sweeps: ``sensitivity``, ``search``)."""
+    parser.add_argument(
+        "--executor",
+        default="serial",
+        metavar="NAME",
+        help="where the sweep's tasks run: serial (default, this process) or ray (needs vitq[ray])",
+    )
+    parser.add_argument(
+        "--ray-address",
+        default=None,
+        metavar="ADDR",
+        help="Ray cluster to join (host:port or auto; default $RAY_ADDRESS, else a new local cluster)",
+    )
+    parser.add_argument(
+        "--num-workers",
+        type=int,
+        default=None,
+        metavar="N",
+        help="parallel tasks (ray default: the cluster's CPUs; serial: 1)",
+    )
+
+
+def executor_from_args(args: argparse.Namespace) -> Executor:
+    """The executor the flags describe (close it when done).
+
+    Raises:
+        VitqError: an unknown executor (close matches named), ``--ray-address`` without ``--executor ray``,
+            ``--num-workers`` below 1, ray missing or its cluster unreachable.
+    """
+    from vitq_plugins.executors import get_executor
+
+    name = str(args.executor)
+    if args.num_workers is not None and args.num_workers < 1:
+        raise VitqError(f"--num-workers {args.num_workers} is invalid: expected 1 or more")
+    if name != "ray" and args.ray_address is not None:
+        raise VitqError(f"--ray-address {args.ray_address!r} needs --executor ray (got --executor {name!r})")
+    if name == "ray":
+        return get_executor(name, num_workers=args.num_workers, address=args.ray_address)
+    options = {} if args.num_workers is None else {"num_workers": args.num_workers}
+    return get_executor(name, **options)

@@ -30,8 +30,10 @@ from vitq_plugins.commands.sensitivity import table_from_args
 from vitq_plugins.core.errors import VitqError
 
 if TYPE_CHECKING:
+    from vitq_plugins.executors import Executor
     from vitq_plugins.search._greedy import Step
     from vitq_plugins.search._run import SearchResult
+    from vitq_plugins.search._table import SensitivityTable
 
 __all__ = ["MEASURED_KEYS", "add_arguments", "pick_points", "run"]
 
@@ -131,21 +133,14 @@ def _write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
         w.writerows(rows)
 
 
-def run(args: argparse.Namespace) -> int:
-    """Search, write the results, print a summary; ``VitqError`` on bad input (the CLI exits 2)."""
-    import json
-
-    from vitq_plugins.search._run import evaluate_config
+def _search_and_reevaluate(
+    args: argparse.Namespace, budgets: list[Any], executor: Executor
+) -> tuple[SensitivityTable, SearchResult, list[dict[str, Any]]]:
+    """The table, the search and the measured points (the re-evaluations run as one sweep on ``executor``)."""
     from vitq_plugins.search._run import run_search
     from vitq_plugins.search._run import to_quant_config
-    from vitq_plugins.search._space import format_cost
 
-    budgets = _budgets(args)
-    out = Path(args.out)
-    _check_out(out)
-    if args.reeval < 0:
-        raise VitqError(f"--reeval {args.reeval} is invalid: expected 0 or more")
-    table = table_from_args(args)
+    table = table_from_args(args, executor)
     result: SearchResult = run_search(
         table,
         budgets,
@@ -165,7 +160,6 @@ def run(args: argparse.Namespace) -> int:
 
     chosen_step = result.sweep.pick(result.budgets)
     front = result.sweep.front()
-    points: list[dict[str, Any]] = []
     targets: list[tuple[str, Any]] = []
     if args.method == "ilp":
         targets.append(("ilp", result.ilp.assignment))
@@ -175,29 +169,60 @@ def run(args: argparse.Namespace) -> int:
     else:
         targets += [(f"step{s.index}", s.assignment) for s in pick_points(front, chosen_step, args.reeval)]
     targets = targets[: max(args.reeval, 0)]
-    fp_eval = None
-    if targets:  # one FP pass for all re-evaluated points
-        from vitq_plugins.models.resolve import resolve_model
-        from vitq_plugins.pipeline import fp_evaluation
+    if not targets:
+        return table, result, []
+    from vitq_plugins.models.resolve import resolve_model
+    from vitq_plugins.pipeline import fp_evaluation
+    from vitq_plugins.pipeline import quantize_sweep
 
-        fp_model, _ = resolve_model(args.model)
-        fp_eval = fp_evaluation(fp_model, args.data, args.eval, args.seed, progress=not args.no_progress)
-    for label, asg in targets:
+    # one FP model and one FP pass for all re-evaluated points, shipped once to the executor's workers
+    fp_model, model_name = resolve_model(args.model, pretrained=not args.no_pretrained, arch=args.arch)
+    fp_eval = fp_evaluation(fp_model, args.data, args.eval, args.seed, progress=not args.no_progress)
+    outcome = quantize_sweep(
+        fp_model,
+        [{"backend": args.backend, "config": config_of(asg)} for _, asg in targets],
+        executor=executor,
+        labels=[f"point {label}" for label, _ in targets],
+        name=model_name,
+        fp_eval=fp_eval,
+        progress=not args.no_progress,
+        data=args.data,
+        n_calib=args.quant_calib,
+        n_eval=args.eval,
+        seed=args.seed,
+    )
+    points: list[dict[str, Any]] = []
+    for (label, asg), measured in zip(targets, outcome.unwrap("search re-evaluation"), strict=True):
         point: dict[str, Any] = {"point": label, "est_loss": space.estimate(asg), **space.costs(asg)}
-        measured = evaluate_config(
-            args.model,
-            config_of(asg),
-            backend=args.backend,
-            data=args.data,
-            n_calib=args.quant_calib,
-            n_eval=args.eval,
-            seed=args.seed,
-            progress=not args.no_progress,
-            fp_eval=fp_eval,
-        )
         point.update({f"measured_{k}": measured.get(k) for k in MEASURED_KEYS})
         points.append(point)
+    return table, result, points
 
+
+def run(args: argparse.Namespace) -> int:
+    """Search, write the results, print a summary; ``VitqError`` on bad input (the CLI exits 2)."""
+    import json
+
+    from vitq_plugins.commands import executor_from_args
+    from vitq_plugins.search._run import to_quant_config
+    from vitq_plugins.search._space import format_cost
+
+    budgets = _budgets(args)
+    out = Path(args.out)
+    _check_out(out)
+    if args.reeval < 0:
+        raise VitqError(f"--reeval {args.reeval} is invalid: expected 0 or more")
+    with executor_from_args(args) as executor:
+        table, result, points = _search_and_reevaluate(args, budgets, executor)
+    space = result.space
+
+    def config_of(asg: Any) -> Any:
+        return to_quant_config(
+            space, asg, args.recipe, base_a_bits=args.base_a_bits, attn_bits=args.attn_bits
+        )
+
+    chosen_step = result.sweep.pick(result.budgets)
+    front = result.sweep.front()
     out.mkdir(parents=True, exist_ok=True)
     front_ids = {s.index for s in front}
     by_label = {p["point"]: p for p in points}

@@ -5,6 +5,7 @@ AIMET AMP phase 1 / MPTQ-ViT Greedy MP (arXiv 2401.14895) layer-wise measurement
 
 Example:
     vitq sensitivity --model vit_tiny_cifar10 --recipe minmax --candidates 8,6,5,4 --metric kl --calib 256
+    vitq sensitivity --model vit_tiny_cifar10 --executor ray --num-workers 4   # layer tasks on Ray
 """
 
 from __future__ import annotations
@@ -15,9 +16,11 @@ import sys
 from typing import TYPE_CHECKING
 from typing import Any
 
+from vitq_plugins.commands import add_executor_arguments
 from vitq_plugins.core.errors import VitqError
 
 if TYPE_CHECKING:
+    from vitq_plugins.executors import Executor
     from vitq_plugins.search._table import SensitivityTable
 
 __all__ = ["add_arguments", "add_sensitivity_arguments", "parse_candidates", "run", "table_from_args"]
@@ -80,6 +83,7 @@ def add_sensitivity_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-cache", action="store_true", help="neither read nor write the cache")
     parser.add_argument("--json", action="store_true", help="print exactly one JSON object on stdout")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars on stderr")
+    add_executor_arguments(parser)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -92,8 +96,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default=None, metavar="FILE", help="also write the table (.json or .csv)")
 
 
-def table_from_args(args: argparse.Namespace) -> SensitivityTable:
-    """Measure (or load from cache) the table the flags describe."""
+def table_from_args(args: argparse.Namespace, executor: Executor | None = None) -> SensitivityTable:
+    """Measure (or load from cache) the table the flags describe, on ``executor`` (default serial)."""
     from vitq_plugins.search._sensitivity import sensitivity_table
 
     return sensitivity_table(
@@ -110,6 +114,7 @@ def table_from_args(args: argparse.Namespace) -> SensitivityTable:
         arch=args.arch,
         pretrained=not args.no_pretrained,
         anchors=None if args.anchors is None else parse_candidates(args.anchors, "--anchors"),
+        executor=executor,
     )
 
 
@@ -151,7 +156,10 @@ def run(args: argparse.Namespace) -> int:
 
     if args.out is not None and Path(args.out).suffix not in (".json", ".csv"):
         raise VitqError(f"--out {args.out!r}: use a .json or .csv file name")
-    table = table_from_args(args)
+    from vitq_plugins.commands import executor_from_args
+
+    with executor_from_args(args) as executor:
+        table = table_from_args(args, executor)
     if args.out is not None:
         _write(table, Path(args.out))
     payload = _payload(table, args.metric)

@@ -25,6 +25,7 @@ from collections.abc import Iterable
 from collections.abc import Mapping
 from collections.abc import Sequence
 import copy
+from dataclasses import dataclass
 import hashlib
 import json
 import os
@@ -45,6 +46,7 @@ if TYPE_CHECKING:
     from torch import nn
 
     from vitq_plugins.core.manager import PluginHost
+    from vitq_plugins.executors import Executor
 
 __all__ = [
     "CACHE_ENV",
@@ -212,41 +214,28 @@ class _ActStats:
         return qparams_from_minmax(o.min, o.max, bits, symmetric=False, signed=False)
 
 
-def measure_sensitivity(
-    model: nn.Module,
-    batches: Iterable[Any],
-    candidates: Sequence[int] = DEFAULT_CANDIDATES,
-    *,
-    act_quantizer: str = "minmax",
-    options: Mapping[str, Any] | None = None,
-    input_size: Sequence[int] | None = None,
-    anchors: Sequence[int] | None = None,
-    progress: bool = False,
-) -> SensitivityTable:
-    """Measure the sensitivity table of ``model`` on image ``batches`` (see the module docstring).
+@dataclass(frozen=True)
+class _Shared:
+    """What every sensitivity task reads (shipped once per sweep: ``ray.put`` under the Ray executor)."""
 
-    Args:
-        model: the float model (not modified: a copy is perturbed).
-        batches: image batches ``(B, C, H, W)`` or ``(images, labels)`` pairs (a list is made of them).
-        candidates: bit-widths to try.
-        act_quantizer: activation observer: ``minmax``, ``percentile`` or ``omse``.
-        options: observer options (``percentile``, ``omse_stats``).
-        input_size: ``(C, H, W)``; default: that of the first batch.
-        anchors: candidates whose loss is measured through the network; ``None``: all of them (exact).
-            The others are estimated from the nearest anchor scaled by the ratio of the layer's local
-            output-error energy ``E||ΔY||²`` (second-order regime: KL and MSE grow like ``||ΔY||²``). One
-            anchor at the lowest candidate cuts the cost about ``len(candidates)``-fold.
-        progress: a tqdm bar on stderr.
+    model: Any
+    data: list[Any]
+    layers: tuple[Layer, ...]
+    cands: tuple[int, ...]
+    measured: tuple[int, ...]
+    approx: bool
+    act_quantizer: str
+    opts: dict[str, Any]
+
+
+def _measure_chunk(shared: _Shared, task: tuple[tuple[int, ...], bool]) -> dict[str, Any]:
+    """Streaming sums of the layers ``task[0]`` (indices into ``shared.layers``) over every batch.
+
+    Each layer's sums depend on that layer only (its own activation statistics, weight candidates and
+    perturbed forwards), so any split of the layers into tasks gives the same numbers as one task.
 
     Returns:
-        The :class:`SensitivityTable` (``meta`` holds the image count and the seconds taken).
-
-    Raises:
-        VitqError: no batch, a bad candidate, or an unknown activation quantizer.
-
-    Example:
-        >>> from vitq_plugins.models.reference import vit_test_tiny
-        >>> t = measure_sensitivity(vit_test_tiny(), [torch.randn(8, 3, 32, 32)], (8, 4))  # doctest: +SKIP
+        ``kl``, ``agree``, ``sse``, ``energy`` of shape ``(2, len(ids), #candidates)``, ``n_img``, ``n_out``.
     """
     import torch
 
@@ -255,36 +244,23 @@ def measure_sensitivity(
     from vitq_plugins.ops.uniform import fake_quant
     from vitq_plugins.ops.uniform import qrange
 
-    start = time.perf_counter()
-    cands = tuple(sorted({int(c) for c in candidates}, reverse=True))
-    if not cands or any(not 2 <= c <= 16 for c in cands):
-        raise VitqError(f"candidates {list(candidates)!r} are invalid: expected bit-widths in 2..16")
-    anchor_set = set(cands) if anchors is None else {int(c) for c in anchors}
-    if not anchor_set or not anchor_set <= set(cands):
-        raise VitqError(
-            f"anchors {sorted(anchor_set)!r} are invalid: expected a non-empty subset of the candidates {list(cands)}"
-        )
-    approx = anchor_set != set(cands)
-    if act_quantizer not in _ACT_OBSERVERS:
-        raise VitqError(
-            f"activation quantizer {act_quantizer!r} cannot be simulated for sensitivity "
-            f"(supported: {', '.join(_ACT_OBSERVERS)})"
-        )
-    data = [b[0] if isinstance(b, tuple | list) else b for b in batches]
-    if not data:
-        raise VitqError("sensitivity needs at least one batch of images")
-    model = copy.deepcopy(model).eval()
-    size = tuple(input_size) if input_size is not None else tuple(int(v) for v in data[0].shape[1:])
-    layers, float_params, matmul = find_layers(model, size)
+    ids, progress = task
+    model, data, cands, measured, approx = (
+        shared.model,
+        shared.data,
+        shared.cands,
+        shared.measured,
+        shared.approx,
+    )
+    layers = [shared.layers[i] for i in ids]
     modules = dict(model.named_modules())
     mods = [modules[ly.fqn] for ly in layers]
     stages, where = _stages(model, layers)
     n_l, n_c = len(layers), len(cands)
-    opts = dict(options or {})
 
     with torch.no_grad():
         # pass 1: streaming activation statistics of every layer input
-        stats = [_ActStats(act_quantizer, cands, opts) for _ in layers]
+        stats = [_ActStats(shared.act_quantizer, cands, shared.opts) for _ in layers]
         hooks = [
             m.register_forward_pre_hook(lambda _m, inp, s=s: s.update(inp[0].detach()))
             for m, s in zip(mods, stats, strict=True)
@@ -300,7 +276,6 @@ def measure_sensitivity(
             act_q.append({b: (*s.qparams(b), *qrange(b, False)) for b in cands})
         w_q = [{b: _weight_fq(m.weight, b) for b in cands} for m in mods]
 
-        measured = [j for j, c in enumerate(cands) if c in anchor_set]
         kl = np.zeros((2, n_l, n_c))
         agree = np.zeros((2, n_l, n_c))
         sse = np.zeros((2, n_l, n_c))
@@ -385,6 +360,106 @@ def measure_sensitivity(
         finally:
             if bar is not None:
                 bar.close()
+    return {"kl": kl, "agree": agree, "sse": sse, "energy": energy, "n_img": n_img, "n_out": n_out}
+
+
+def measure_sensitivity(
+    model: nn.Module,
+    batches: Iterable[Any],
+    candidates: Sequence[int] = DEFAULT_CANDIDATES,
+    *,
+    act_quantizer: str = "minmax",
+    options: Mapping[str, Any] | None = None,
+    input_size: Sequence[int] | None = None,
+    anchors: Sequence[int] | None = None,
+    progress: bool = False,
+    executor: Executor | None = None,
+) -> SensitivityTable:
+    """Measure the sensitivity table of ``model`` on image ``batches`` (see the module docstring).
+
+    Args:
+        model: the float model (not modified: a copy is perturbed).
+        batches: image batches ``(B, C, H, W)`` or ``(images, labels)`` pairs (a list is made of them).
+        candidates: bit-widths to try.
+        act_quantizer: activation observer: ``minmax``, ``percentile`` or ``omse``.
+        options: observer options (``percentile``, ``omse_stats``).
+        input_size: ``(C, H, W)``; default: that of the first batch.
+        anchors: candidates whose loss is measured through the network; ``None``: all of them (exact).
+            The others are estimated from the nearest anchor scaled by the ratio of the layer's local
+            output-error energy ``E||ΔY||²`` (second-order regime: KL and MSE grow like ``||ΔY||²``). One
+            anchor at the lowest candidate cuts the cost about ``len(candidates)``-fold.
+        progress: a tqdm bar on stderr (per forward run in one task, else per finished task).
+        executor: where the layer tasks run (:mod:`vitq_plugins.executors`); ``None``: serially in this
+            process. With ``num_workers > 1`` the layers are dealt round robin into ``2 x num_workers``
+            tasks; the model and the batches are shipped once. The numbers do not depend on the split.
+
+    Returns:
+        The :class:`SensitivityTable` (``meta`` holds the image count and the seconds taken).
+
+    Raises:
+        VitqError: no batch, a bad candidate, or an unknown activation quantizer.
+        SweepError: a task failed for good (named by its layers; a :class:`VitqError`).
+
+    Example:
+        >>> from vitq_plugins.models.reference import vit_test_tiny
+        >>> t = measure_sensitivity(vit_test_tiny(), [torch.randn(8, 3, 32, 32)], (8, 4))  # doctest: +SKIP
+    """
+
+    start = time.perf_counter()
+    cands = tuple(sorted({int(c) for c in candidates}, reverse=True))
+    if not cands or any(not 2 <= c <= 16 for c in cands):
+        raise VitqError(f"candidates {list(candidates)!r} are invalid: expected bit-widths in 2..16")
+    anchor_set = set(cands) if anchors is None else {int(c) for c in anchors}
+    if not anchor_set or not anchor_set <= set(cands):
+        raise VitqError(
+            f"anchors {sorted(anchor_set)!r} are invalid: expected a non-empty subset of the candidates {list(cands)}"
+        )
+    approx = anchor_set != set(cands)
+    if act_quantizer not in _ACT_OBSERVERS:
+        raise VitqError(
+            f"activation quantizer {act_quantizer!r} cannot be simulated for sensitivity "
+            f"(supported: {', '.join(_ACT_OBSERVERS)})"
+        )
+    data = [b[0] if isinstance(b, tuple | list) else b for b in batches]
+    if not data:
+        raise VitqError("sensitivity needs at least one batch of images")
+    model = copy.deepcopy(model).eval()
+    size = tuple(input_size) if input_size is not None else tuple(int(v) for v in data[0].shape[1:])
+    layers, float_params, matmul = find_layers(model, size)
+    n_l, n_c = len(layers), len(cands)
+    measured = [j for j, c in enumerate(cands) if c in anchor_set]
+    shared = _Shared(
+        model, data, tuple(layers), cands, tuple(measured), approx, act_quantizer, dict(options or {})
+    )
+    if executor is None or executor.num_workers <= 1:
+        chunks = [tuple(range(n_l))]  # one task, as before the executor seam
+    else:
+        from vitq_plugins.executors import split_round_robin
+
+        chunks = split_round_robin(n_l, 2 * executor.num_workers)
+    if executor is None:
+        from vitq_plugins.executors import get_executor
+
+        executor = get_executor("serial")
+    inner = progress and len(chunks) == 1
+    outcome = executor.map(
+        _measure_chunk,
+        shared,
+        [(ids, inner) for ids in chunks],
+        labels=[f"layers {', '.join(layers[i].fqn for i in ids)}" for ids in chunks],
+        desc="sensitivity",
+        progress=progress and not inner,
+    )
+    parts = outcome.unwrap("sensitivity")
+    kl = np.zeros((2, n_l, n_c))
+    agree = np.zeros((2, n_l, n_c))
+    sse = np.zeros((2, n_l, n_c))
+    energy = np.zeros((2, n_l, n_c))
+    for ids, part in zip(chunks, parts, strict=True):
+        for name, arr in (("kl", kl), ("agree", agree), ("sse", sse), ("energy", energy)):
+            arr[:, list(ids), :] = part[name]
+    n_img = int(parts[0]["n_img"])
+    n_out = int(parts[0]["n_out"])
     disagree = n_img - agree
     if approx:
         for arr in (kl, disagree, sse):
@@ -445,6 +520,7 @@ def sensitivity_table(
     arch: str | None = None,
     pretrained: bool = True,
     anchors: Sequence[int] | None = None,
+    executor: Executor | None = None,
 ) -> SensitivityTable:
     """Resolve model, recipe and data, then measure (or load from the on-disk cache) the sensitivity table.
 
@@ -468,6 +544,8 @@ def sensitivity_table(
         arch: architecture to load a checkpoint into (see :func:`vitq_plugins.models.resolve.resolve_model`).
         pretrained: load pretrained weights for registered/timm names.
         anchors: candidates measured through the network (``None``: all); see :func:`measure_sensitivity`.
+        executor: where the measurement runs (``None``: serially); not part of the cache key, since the
+            numbers do not depend on it.
 
     Returns:
         The table; ``meta["cache"]`` is ``"hit"`` or ``"miss"`` and ``meta["cache_path"]`` the file.
@@ -540,7 +618,14 @@ def sensitivity_table(
             t_opts = {k[len(t) + 1 :]: v for k, v in opts.items() if k.startswith(f"{t}_")}
             work = TRANSFORMS[t](work, batches, **t_opts)
     table = measure_sensitivity(
-        work, batches, cands, act_quantizer=aq, options=opts, anchors=anchors, progress=progress
+        work,
+        batches,
+        cands,
+        act_quantizer=aq,
+        options=opts,
+        anchors=anchors,
+        progress=progress,
+        executor=executor,
     )
     meta = {**table.meta, "key": key, "model": model_name, "data": data_name, "recipe": recipe, "seed": seed}
     table = SensitivityTable(

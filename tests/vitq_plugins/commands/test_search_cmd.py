@@ -135,3 +135,59 @@ def test_search_bad_input(
 
     assert re.search(message, err), err
     assert not (tmp_path / "x").exists()
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--executor", "rya"], r"unknown executor 'rya'; did you mean 'ray'\?"),
+        (["--ray-address", "10.0.0.1:6379"], r"--ray-address '10\.0\.0\.1:6379' needs --executor ray"),
+        (["--num-workers", "0"], r"--num-workers 0 is invalid: expected 1 or more"),
+        (["--num-workers", "3"], r"--num-workers 3 needs a parallel executor"),
+    ],
+)
+@pytest.mark.parametrize("cmd", ["sensitivity", "search"])
+def test_bad_executor_flags(
+    cmd: str,
+    flags: list[str],
+    message: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    host: object,
+) -> None:
+    import re
+
+    extra = ["--avg-bits", "6", "--out", str(tmp_path / "x")] if cmd == "search" else []
+    code, out, err = _run([cmd, *BASE, "--no-cache", *flags, *extra], capsys)
+    assert (code, out) == (2, "")
+    assert len(err.strip().splitlines()) == 1 and re.search(message, err), err
+    assert not (tmp_path / "x").exists()
+
+
+def test_search_on_ray_equals_serial(
+    ray_executor: object, cache: str, tmp_path: Path, capsys: pytest.CaptureFixture[str], host: object
+) -> None:
+    args = [
+        "search",
+        *BASE,
+        "--avg-bits",
+        "6",
+        "--reeval",
+        "2",
+        "--eval",
+        "40",
+        "--quant-calib",
+        "16",
+        "--json",
+    ]
+    code, out, err = _run([*args, "--cache-dir", cache, "--out", str(tmp_path / "serial")], capsys)
+    assert code == 0, err
+    serial = json.loads(out)
+    ray_args = ["--executor", "ray", "--num-workers", "2", "--cache-dir", str(tmp_path / "fresh-cache")]
+    code, out, err = _run([*args, *ray_args, "--out", str(tmp_path / "ray")], capsys)
+    assert code == 0, err
+    remote = json.loads(out)
+    assert remote["sensitivity"]["cache"] == "miss"  # measured on Ray, not read from the serial cache
+    assert remote["layers"] == serial["layers"] and remote["est_loss"] == serial["est_loss"]
+    assert len(remote["points"]) == 2 and remote["points"] == serial["points"]
+    assert (tmp_path / "ray" / "config.json").read_text() == (tmp_path / "serial" / "config.json").read_text()
