@@ -77,9 +77,9 @@ def main(argv: list[str] | None = None) -> int:
         writer = csv.DictWriter(fh, fieldnames=FIELDS)
         if new:
             writer.writeheader()
-        for recipe in args.recipes.split(","):
-            for cfg in args.configs.split(","):
-                w, a, attn = (int(x) for x in cfg.split("/"))
+        for cfg in args.configs.split(","):
+            w, a, attn = (int(x) for x in cfg.split("/"))
+            for recipe in args.recipes.split(","):
                 for backend in args.backends.split(","):
                     for rounding in args.roundings.split(","):
                         opts: dict[str, Any] = (

@@ -18,13 +18,15 @@ the columns not yet quantized so that the layer *output* error ``||X W^T - X Q^T
 **The wings' grid.** Both wings re-quantize the weights they get with a per-output-row symmetric MinMax
 quantizer (:func:`vitq_plugins.ops.uniform.qparams_from_minmax`, FQ-ViT convention ``scale = absmax / h`` with
 ``h = (qmax - qmin) / 2 = 2^(b-1) - 1/2``). The row's largest magnitude therefore always sits on the half-code
-``-h``/``+h``, a rounding tie. To make the wing recover *exactly* GPTQ's scale ``s`` and codes, every element GPTQ
-rounds to ``qmin`` is stored as the tie value ``-h * s`` (the wing reads ``absmax = h * s``, hence scale ``s``,
-and rounds the tie to the even code ``qmin``), every other code ``c`` as ``c * s``; one element per row (the
-*anchor*, the row's most negative weight) is forced to ``qmin`` so the scale is pinned. ``s`` is snapped to a
-float32 with ``24 - b`` mantissa bits, so that ``h * s`` and ``(h * s) / h`` are exact, and nudged until the tie
-rounds to ``qmin`` under both wings' arithmetic (Brevitas: ``round(w / s)``; torch.ao convert:
-``torch.quantize_per_channel``, which multiplies by the reciprocal). :func:`wing_scale` does this.
+``±h``, a rounding tie. GPTQ fixes each row's scale ``s`` first (:func:`wing_scale`) and stores its result so that
+the wing recovers exactly ``s`` and GPTQ's codes: one element per row, the *anchor* (its largest-magnitude
+weight), is pinned to the end code ``qmin`` (negative) or ``qmax`` (positive) and stored as a float32 value
+next to ``∓h * s`` that is the row's magnitude maximum (so the wing's scale is ``s``) and that rounds to the end
+code in both wings' arithmetic: Brevitas ``round(w / s)`` (clamped to the range) and torch.ao's convert
+``torch.quantize_per_channel``, which computes ``round(w * fl32(1 / s))`` in a qint8 container *without* clamping
+to ``b`` bits (at ``b < 8`` the MinMax tie ``+h`` becomes the out-of-range code ``2^(b-1)``). Every other code
+``c`` is stored as ``c * s``. On rows pinned at ``qmax`` the code ``qmin`` is not used (it would be a second
+tie, which torch.ao rounds the wrong way), so those rows have ``2^b - 1`` levels.
 
 Example:
     >>> import torch
@@ -60,7 +62,7 @@ __all__ = [
     "wing_scale",
 ]
 
-_NUDGES = 512
+_NUDGES = 128
 _GRID = 26
 
 
@@ -224,26 +226,30 @@ def wing_scale(weight: torch.Tensor, bits: int) -> WingGrid:
 def _recoverable(
     target: torch.Tensor, end: torch.Tensor, bits: int, qmin: int, qmax: int, half: float
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """First ``(s, end_value)`` near ``target`` passing the wings' checks (NaN where none does)."""
+    """First ``(s, end_value)`` near ``target`` passing the wings' checks (NaN where none does); each nudge only
+    revisits the rows still open."""
     sign = torch.where(end == qmin, -1.0, 1.0)
     scale = torch.full_like(target, float("nan"))
     value = torch.full_like(target, float("nan"))
+    open_rows = torch.arange(target.numel())
     for step in range(_NUDGES):
-        s = (target.double() * (1.0 + step * 2.0**-20)).float()
+        s = (target[open_rows].double() * (1.0 + step * 2.0**-20)).float()
         tie = s * half
+        found = torch.zeros_like(s, dtype=torch.bool)
         for off in (0, -1, 1, -2, 2, -3, 3):
             v = tie
             for _ in range(abs(off)):
                 v = torch.nextafter(v, torch.full_like(v, float("inf") if off > 0 else 0.0))
-            stored = sign * v
+            stored = sign[open_rows] * v
             recovered = v / half  # the wing's qparams_from_minmax on the stored row (max |w| = v)
             brevitas, torchao = _wing_codes_of_tie(stored, s, bits)
-            ok = (
-                (recovered == s) & (brevitas.clamp(qmin, qmax) == end) & (torchao == end) & torch.isnan(scale)
-            )
-            scale = torch.where(ok, s, scale)
-            value = torch.where(ok, stored, value)
-        if not torch.isnan(scale).any():
+            e = end[open_rows]
+            ok = (recovered == s) & (brevitas.clamp(qmin, qmax) == e) & (torchao == e) & ~found
+            idx = open_rows[ok]
+            scale[idx], value[idx] = s[ok], stored[ok]
+            found |= ok
+        open_rows = open_rows[~found]
+        if open_rows.numel() == 0:
             break
     return scale, value
 
