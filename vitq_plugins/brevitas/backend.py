@@ -85,6 +85,8 @@ class BrevitasBackend:
         qmodel = copy.deepcopy(model)
         for t in recipe.transforms:
             opts = {k[len(t) + 1 :]: v for k, v in config.options.items() if k.startswith(f"{t}_")}
+            if t == "sqb" and opts.get("alpha_search"):  # the per-layer alpha search models the config's bits
+                opts = {"a_bits": config.a_bits, "w_bits": config.w_bits, **opts}
             qmodel = TRANSFORMS[t](qmodel, batches, **opts)
         gptq_stats: dict[str, float] = {}
         if (

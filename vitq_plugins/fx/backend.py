@@ -83,9 +83,9 @@ class FxBackend:
             raise VitqError("calibration got no batches: pass at least one calibration batch") from None
         batches: Iterable[torch.Tensor]
         transform_batches: Iterable[torch.Tensor] | None = None
-        if gptq is not None:
-            # GPTQ reads the batches once per transformer block: a re-iterable is iterated anew each time, a
-            # one-shot iterator is listed
+        if gptq is not None or config.options.get("sqb_alpha_search"):
+            # GPTQ reads the batches once per transformer block, the SQ-b alpha search twice: a re-iterable is
+            # iterated anew each time, a one-shot iterator is listed
             if isinstance(calib_batches, Iterator):
                 transform_batches = batches = [first, *it]
             else:

@@ -502,7 +502,14 @@ def apply_transforms(
                 raise VitqError(
                     f"recipe {recipe.name!r} needs the 'sqb' transform, which is not installed: {exc}"
                 ) from exc
-            apply_sqb(model, calib, alpha=float(config.options.get("sqb_alpha", 0.5)))
+            apply_sqb(
+                model,
+                calib,
+                alpha=float(config.options.get("sqb_alpha", 0.5)),
+                alpha_search=config.options.get("sqb_alpha_search", False),
+                a_bits=config.a_bits,
+                w_bits=config.w_bits,
+            )
         else:
             raise VitqError(
                 f"recipe {recipe.name!r}: unknown transform {t!r} for the fx backend (known: sqb)"
