@@ -56,7 +56,7 @@ def ln_linear_pairs(model: nn.Module) -> list[tuple[str, nn.LayerNorm, nn.Linear
     return pairs
 
 
-ALPHA_GRID: tuple[float, ...] = (0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8)
+ALPHA_GRID: tuple[float, ...] = (0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
 _SEARCH_ROWS = 2048  # LN-output rows per batch used by the alpha search (a strided subsample)
 
 
