@@ -62,26 +62,41 @@ class BrevitasBackend:
         """Transform, quantize and calibrate a copy of ``model`` (``model`` is not modified).
 
         Raises:
-            VitqError: bad config for this model, an unknown transform, or no calibration batch.
+            VitqError: bad config for this model (including bad ``weight_rounding``/``gptq_*`` options), an
+                unknown transform, or no calibration batch.
         """
         host = get_host()
-        plan_sites(model, config, host)
+        plan = plan_sites(model, config, host)
         recipe = host.recipes.get(config.recipe)
         from vitq_plugins.transforms import TRANSFORMS
+        from vitq_plugins.transforms.gptq import apply_gptq
+        from vitq_plugins.transforms.gptq import gptq_layers
+        from vitq_plugins.transforms.gptq import rounding_options
+
+        gptq = rounding_options(config.options)
 
         for t in recipe.transforms:
             if t not in TRANSFORMS:
                 raise VitqError(f"recipe {recipe.name!r} needs transform {t!r}; known: {sorted(TRANSFORMS)}")
         # two passes (transform statistics, then calibration): a re-iterable (e.g. the pipeline's
         # ``BatchLoader.image_batches()``) is read twice, a one-shot iterator is kept in a list
-        two_pass = recipe.transforms and isinstance(calib_batches, Iterator)
+        two_pass = (recipe.transforms or gptq is not None) and isinstance(calib_batches, Iterator)
         batches = list(calib_batches) if two_pass else calib_batches
         qmodel = copy.deepcopy(model)
         for t in recipe.transforms:
             opts = {k[len(t) + 1 :]: v for k, v in config.options.items() if k.startswith(f"{t}_")}
+            if t == "sqb" and opts.get("alpha_search"):  # the per-layer alpha search models the config's bits
+                opts = {"a_bits": config.a_bits, "w_bits": config.w_bits, **opts}
             qmodel = TRANSFORMS[t](qmodel, batches, **opts)
+        gptq_stats: dict[str, float] = {}
+        if (
+            gptq is not None
+        ):  # after the recipe's transforms: GPTQ rounds the (smoothed) weights the wing sees
+            gptq_stats = apply_gptq(qmodel, batches, gptq_layers(plan, qmodel), gptq, progress=progress)
         build_quant_model(qmodel, config, host)
         self.last_calibration = calibrate(qmodel, batches, progress=progress)
+        if gptq_stats:
+            self.last_calibration["gptq_seconds"] = gptq_stats["seconds"]
         return qmodel
 
     def sites(self, model: nn.Module, config: QuantConfig) -> dict[str, str]:

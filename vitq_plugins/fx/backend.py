@@ -73,6 +73,9 @@ class FxBackend:
             VitqError: bad config, untraceable model, unapplied quantizers or no calibration data.
         """
         host = get_host()
+        from vitq_plugins.transforms.gptq import rounding_options
+
+        gptq = rounding_options(config.options)  # fail on bad options before any work
         it: Iterator[torch.Tensor] = iter(calib_batches)
         try:
             first = next(it)
@@ -80,7 +83,14 @@ class FxBackend:
             raise VitqError("calibration got no batches: pass at least one calibration batch") from None
         batches: Iterable[torch.Tensor]
         transform_batches: Iterable[torch.Tensor] | None = None
-        if host.recipes.get(config.recipe).transforms:
+        if gptq is not None or config.options.get("sqb_alpha_search"):
+            # GPTQ reads the batches once per transformer block, the SQ-b alpha search twice: a re-iterable is
+            # iterated anew each time, a one-shot iterator is listed
+            if isinstance(calib_batches, Iterator):
+                transform_batches = batches = [first, *it]
+            else:
+                transform_batches = batches = calib_batches
+        elif host.recipes.get(config.recipe).transforms:
             # a re-iterable (``BatchLoader.image_batches()``) is read twice; a one-shot iterator is listed
             if isinstance(calib_batches, Iterator):
                 transform_batches = batches = [first, *it]

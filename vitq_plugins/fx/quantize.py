@@ -56,6 +56,9 @@ from vitq_plugins.fx.prepare import prepare_model
 from vitq_plugins.fx.prepare import trace
 from vitq_plugins.sites import Site
 from vitq_plugins.sites import plan_sites
+from vitq_plugins.transforms.gptq import apply_gptq
+from vitq_plugins.transforms.gptq import gptq_layers
+from vitq_plugins.transforms.gptq import rounding_options
 
 __all__ = [
     "PRIORITY",
@@ -499,7 +502,14 @@ def apply_transforms(
                 raise VitqError(
                     f"recipe {recipe.name!r} needs the 'sqb' transform, which is not installed: {exc}"
                 ) from exc
-            apply_sqb(model, calib, alpha=float(config.options.get("sqb_alpha", 0.5)))
+            apply_sqb(
+                model,
+                calib,
+                alpha=float(config.options.get("sqb_alpha", 0.5)),
+                alpha_search=config.options.get("sqb_alpha_search", False),
+                a_bits=config.a_bits,
+                w_bits=config.w_bits,
+            )
         else:
             raise VitqError(
                 f"recipe {recipe.name!r}: unknown transform {t!r} for the fx backend (known: sqb)"
@@ -531,6 +541,10 @@ def prepare(
     work = prepare_model(copy.deepcopy(model).eval())
     if host.recipes.get(config.recipe).transforms:
         apply_transforms(work, config, transform_batches or [example], host)
+    gptq = rounding_options(config.options)
+    if gptq is not None and transform_batches is not None:
+        # after the recipe's transforms (SQ-b): GPTQ rounds the weights the WeightObserver will see
+        apply_gptq(work, transform_batches, gptq_layers(plan, work), gptq)
     place_custom_modules(work, plan, config, host)
     gm = trace(work)  # fails early with a clear VitqError naming the node
     qmap = build_qconfig_mapping(gm, plan, config, host)

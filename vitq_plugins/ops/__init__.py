@@ -12,6 +12,8 @@ Modules (one concept each):
 * :mod:`~vitq_plugins.ops.dyadic` - dyadic requantization, arXiv 2207.01405 Sec. 3.2.
 * :mod:`~vitq_plugins.ops.sqb` - MPTQ-style SQ-b (SmoothQuant + bias), arXiv 2401.14895.
 * :mod:`~vitq_plugins.ops.optm` - MPTQ-style OPT-m twin-uniform post-GELU search, arXiv 2401.14895.
+* :mod:`~vitq_plugins.ops.gptq` - GPTQ/OPTQ error-compensating weight rounding onto the wings' grid,
+  arXiv 2210.17323.
 """
 
 from __future__ import annotations
@@ -26,6 +28,11 @@ from vitq_plugins.ops._intmath import round_shift
 from vitq_plugins.ops.dyadic import dyadic_from_scale
 from vitq_plugins.ops.dyadic import dyadic_requant
 from vitq_plugins.ops.dyadic import dyadic_to_float
+from vitq_plugins.ops.gptq import GPTQResult
+from vitq_plugins.ops.gptq import HessianAccumulator
+from vitq_plugins.ops.gptq import WingGrid
+from vitq_plugins.ops.gptq import gptq_quantize
+from vitq_plugins.ops.gptq import wing_scale
 from vitq_plugins.ops.histogram import MomentHistogram
 from vitq_plugins.ops.ilayernorm import i_layernorm
 from vitq_plugins.ops.ilayernorm import isqrt_newton
@@ -63,11 +70,14 @@ from vitq_plugins.ops.uniform import qrange
 from vitq_plugins.ops.uniform import quantize
 
 __all__ = [
+    "GPTQResult",
+    "HessianAccumulator",
     "MinMaxObserver",
     "MomentHistogram",
     "OMSEObserver",
     "OMSEResult",
     "OptMResult",
+    "WingGrid",
     "OptMSearch",
     "PTSObserver",
     "PTSParams",
@@ -77,6 +87,7 @@ __all__ = [
     "check_finite",
     "check_nonempty",
     "dequantize",
+    "gptq_quantize",
     "dyadic_from_scale",
     "dyadic_requant",
     "dyadic_to_float",
@@ -108,4 +119,5 @@ __all__ = [
     "twin_dequantize",
     "twin_fake_quant",
     "twin_quantize",
+    "wing_scale",
 ]

@@ -23,8 +23,11 @@ from torch import nn
 from vitq_plugins.ops._checks import check_finite
 from vitq_plugins.ops._checks import check_nonempty
 from vitq_plugins.ops._checks import check_positive
+from vitq_plugins.ops.uniform import fake_quant
+from vitq_plugins.ops.uniform import qparams_from_minmax
+from vitq_plugins.ops.uniform import qrange
 
-__all__ = ["fold_sqb_", "sqb_params"]
+__all__ = ["fold_sqb_", "sqb_alpha_errors", "sqb_params"]
 
 
 def sqb_params(
@@ -122,3 +125,56 @@ def fold_sqb_(ln: nn.LayerNorm, linears: Sequence[nn.Linear], z: torch.Tensor, s
             )
         lin.bias.copy_((lin.bias.double() + shift).to(lin.bias.dtype))
         lin.weight.copy_((w * sd.unsqueeze(0)).to(lin.weight.dtype))
+
+
+@torch.no_grad()
+def sqb_alpha_errors(
+    x: torch.Tensor,
+    x_min: torch.Tensor,
+    x_max: torch.Tensor,
+    weight: torch.Tensor,
+    alphas: Sequence[float],
+    a_bits: int,
+    w_bits: int,
+) -> torch.Tensor:
+    """Summed squared output error of one LN-fed Linear after SQ-b at each migration strength ``alpha``.
+
+    For each ``alpha``: ``(z, s) = sqb_params(x_min, x_max, weight, alpha)``, the smoothed input ``X' = (X - z) / s``
+    is fake-quantized per tensor, asymmetric at ``a_bits`` over its calibrated range (``[min_j, max_j]`` mapped
+    through the fold), ``W' = W diag(s)`` per output channel, symmetric at ``w_bits`` (the wings' MinMax
+    conventions, :mod:`vitq_plugins.ops.uniform`), and the error is ``||Q(X') Q(W')^T + W z - X W^T||^2`` (the bias
+    cancels). Used to pick ``alpha`` per layer (SmoothQuant, arXiv 2211.10438, §4 chooses one ``alpha`` per
+    model; MPTQ-ViT, arXiv 2401.14895, searches it; here per LayerNorm -> Linear pair). Summed over batches it is
+    a streaming statistic.
+
+    Args:
+        x: LN output rows ``(N, C)``.
+        x_min: Per-channel minimum over all calibration data ``(C,)``.
+        x_max: Per-channel maximum ``(C,)``.
+        weight: ``(out, C)`` weight of the Linear.
+        alphas: Candidate strengths in ``[0, 1]``.
+        a_bits: Activation bits (unsigned codes).
+        w_bits: Weight bits (signed codes).
+
+    Returns:
+        float64 errors ``(len(alphas),)``.
+    """
+    xd = x.reshape(-1, x.shape[-1]).float()
+    w = weight.detach().float()
+    ref = xd @ w.T
+    a_lo, a_hi = qrange(a_bits, signed=False)
+    w_lo, w_hi = qrange(w_bits, signed=True)
+    out = torch.empty(len(alphas), dtype=torch.float64)
+    for i, alpha in enumerate(alphas):
+        z, s = sqb_params(x_min, x_max, w, alpha=float(alpha))
+        lo = ((x_min - z) / s).min().clamp(max=0.0)
+        hi = ((x_max - z) / s).max().clamp(min=0.0)
+        a_scale, a_zp = qparams_from_minmax(lo, hi, a_bits, symmetric=False, signed=False)
+        xq = fake_quant((xd - z) / s, a_scale, a_zp, a_lo, a_hi)
+        ws = w * s[None, :]
+        w_scale, _ = qparams_from_minmax(
+            ws.min(dim=1).values, ws.max(dim=1).values, w_bits, symmetric=True, signed=True
+        )
+        wq = fake_quant(ws, w_scale, 0, w_lo, w_hi, axis=0)
+        out[i] = float((xq @ wq.T + (w @ z)[None, :] - ref).double().pow(2).sum())
+    return out

@@ -20,12 +20,13 @@ from torch import nn
 
 from vitq_plugins.core.errors import VitqError
 from vitq_plugins.ops.sqb import fold_sqb_
+from vitq_plugins.ops.sqb import sqb_alpha_errors
 from vitq_plugins.ops.sqb import sqb_params
 from vitq_plugins.ops.uniform import MinMaxObserver
 from vitq_plugins.sites import is_attention
 from vitq_plugins.sites import is_block
 
-__all__ = ["apply_sqb", "ln_linear_pairs"]
+__all__ = ["ALPHA_GRID", "apply_sqb", "ln_linear_pairs"]
 
 
 def ln_linear_pairs(model: nn.Module) -> list[tuple[str, nn.LayerNorm, nn.Linear]]:
@@ -55,25 +56,46 @@ def ln_linear_pairs(model: nn.Module) -> list[tuple[str, nn.LayerNorm, nn.Linear
     return pairs
 
 
+ALPHA_GRID: tuple[float, ...] = (0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
+_SEARCH_ROWS = 2048  # LN-output rows per batch used by the alpha search (a strided subsample)
+
+
 @torch.no_grad()
-def apply_sqb(model: nn.Module, calib_batches: Iterable[Any], alpha: float = 0.5) -> nn.Module:
+def apply_sqb(
+    model: nn.Module,
+    calib_batches: Iterable[Any],
+    alpha: float = 0.5,
+    alpha_search: bool = False,
+    a_bits: int = 8,
+    w_bits: int = 8,
+) -> nn.Module:
     """Collect LN-output ranges in one pass and fold SQ-b into each LN -> Linear pair, **in place**.
+
+    With ``alpha_search`` (opt-in, ``QuantConfig.options["sqb_alpha_search"] = True``) a second streaming pass
+    picks ``alpha`` per LN -> Linear pair from :data:`ALPHA_GRID` by the lowest quantized output error of that
+    Linear (:func:`vitq_plugins.ops.sqb.sqb_alpha_errors` at ``a_bits``/``w_bits``, on at most 2,048 LN-output
+    rows per batch), instead of one global ``alpha``. The chosen values are left in ``model.vitq_sqb_alphas``.
 
     Args:
         model: a float ViT (timm layout or the same structure); modified in place.
-        calib_batches: image batches (tensors or ``(images, labels)`` tuples).
-        alpha: migration strength in ``[0, 1]``.
+        calib_batches: image batches (tensors or ``(images, labels)`` tuples); read twice when searching.
+        alpha: migration strength in ``[0, 1]`` (ignored when searching).
+        alpha_search: search ``alpha`` per layer.
+        a_bits: activation bits of the search's error model (the wings pass the config's ``a_bits``).
+        w_bits: weight bits of the search's error model (the config's ``w_bits``).
 
     Returns:
         ``model`` (the same object; its training flag is restored).
 
     Raises:
-        VitqError: no LN -> Linear pair, or no calibration batch.
+        VitqError: no LN -> Linear pair, no calibration batch, or a bad ``alpha_search``.
 
     Example:
         >>> from vitq_plugins.models.reference import vit_test_tiny
         >>> m = apply_sqb(vit_test_tiny(), [torch.randn(2, 3, 32, 32)])
     """
+    if not isinstance(alpha_search, bool):
+        raise VitqError(f"options['sqb_alpha_search']={alpha_search!r} is invalid: true or false")
     pairs = ln_linear_pairs(model)
     observers = {fqn: MinMaxObserver(per_channel_axis=-1) for fqn, _, _ in pairs}
     hooks = []
@@ -96,8 +118,47 @@ def apply_sqb(model: nn.Module, calib_batches: Iterable[Any], alpha: float = 0.5
             h.remove()
     if n == 0:
         raise VitqError("SQ-b needs at least one calibration batch; calib_batches was empty")
+    alphas = {fqn: float(alpha) for fqn, _, _ in pairs}
+    if alpha_search:
+        alphas = _search_alphas(model, calib_batches, pairs, observers, a_bits, w_bits)
+        setattr(model, "vitq_sqb_alphas", dict(alphas))  # noqa: B010 - plain attribute on an nn.Module
     for fqn, ln, lin in pairs:
-        z, s = sqb_params(observers[fqn].min, observers[fqn].max, lin.weight, alpha=alpha)
+        z, s = sqb_params(observers[fqn].min, observers[fqn].max, lin.weight, alpha=alphas[fqn])
         fold_sqb_(ln, [lin], z, s)
     model.train(was_training)
     return model
+
+
+def _search_alphas(
+    model: nn.Module,
+    calib_batches: Iterable[Any],
+    pairs: list[tuple[str, nn.LayerNorm, nn.Linear]],
+    observers: dict[str, MinMaxObserver],
+    a_bits: int,
+    w_bits: int,
+) -> dict[str, float]:
+    """Second pass: accumulate each pair's error per candidate alpha (streaming), return the argmin per pair."""
+    errors = {fqn: torch.zeros(len(ALPHA_GRID), dtype=torch.float64) for fqn, _, _ in pairs}
+    hooks = []
+    for fqn, ln, lin in pairs:
+
+        def hook(_m: nn.Module, _inp: Any, out: torch.Tensor, fqn: str = fqn, lin: nn.Linear = lin) -> None:
+            rows = out.detach().reshape(-1, out.shape[-1])
+            rows = rows[:: max(1, rows.shape[0] // _SEARCH_ROWS)]
+            obs = observers[fqn]
+            errors[fqn] += sqb_alpha_errors(rows, obs.min, obs.max, lin.weight, ALPHA_GRID, a_bits, w_bits)
+
+        hooks.append(ln.register_forward_hook(hook))
+    n = 0
+    try:
+        for batch in calib_batches:
+            model(batch[0] if isinstance(batch, tuple | list) else batch)
+            n += 1
+    finally:
+        for h in hooks:
+            h.remove()
+    if n == 0:
+        raise VitqError(
+            "the SQ-b alpha search reads the calibration batches twice: pass a list or a re-iterable"
+        )
+    return {fqn: ALPHA_GRID[int(torch.argmin(err))] for fqn, err in errors.items()}

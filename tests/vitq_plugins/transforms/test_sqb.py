@@ -51,3 +51,53 @@ def test_registered_and_errors() -> None:
         apply_sqb(nn.Sequential(nn.Linear(4, 4)), [torch.randn(1, 4)])
     with pytest.raises(VitqError, match="empty"):
         apply_sqb(vit_test_tiny(), [])
+
+
+def test_alpha_search_picks_per_layer_and_keeps_the_function() -> None:
+    from vitq_plugins.models.reference import vit_test_tiny
+    from vitq_plugins.transforms.sqb import ALPHA_GRID
+
+    g = torch.Generator().manual_seed(3)
+    batches = [torch.randn(4, 3, 32, 32, generator=g) for _ in range(2)]
+    model = vit_test_tiny()
+    with torch.no_grad():
+        model.blocks[0].norm1.weight[:3] *= (
+            30.0  # outlier channels: the search should not keep alpha 0.2 everywhere
+        )
+    x = torch.randn(2, 3, 32, 32, generator=g)
+    with torch.no_grad():
+        ref = model(x)
+    apply_sqb(model, batches, alpha_search=True, a_bits=4, w_bits=4)
+    alphas = model.vitq_sqb_alphas
+    assert set(alphas) == {f"blocks.{i}.{n}" for i in range(2) for n in ("norm1", "norm2")}
+    assert all(a in ALPHA_GRID for a in alphas.values())
+    with torch.no_grad():
+        torch.testing.assert_close(model(x), ref, rtol=1e-4, atol=1e-4)
+
+
+def test_alpha_search_error_is_the_chosen_minimum() -> None:
+    from vitq_plugins.ops.sqb import sqb_alpha_errors
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(512, 16, generator=g) * torch.linspace(0.1, 20.0, 16) + 3.0
+    w = torch.randn(8, 16, generator=g)
+    errs = sqb_alpha_errors(x, x.min(0).values, x.max(0).values, w, (0.0, 0.5, 1.0), 4, 4)
+    assert errs.shape == (3,) and bool((errs > 0).all())
+    # with outlier channels, migrating some difficulty to the weights beats none (alpha 0 = only centring)
+    assert float(errs[1]) < float(errs[0])
+
+
+@pytest.mark.parametrize("backend", ["brevitas", "fx"])
+def test_alpha_search_option_in_both_wings(backend: str) -> None:
+    import vitq_plugins as vq
+    from vitq_plugins.models.reference import vit_test_tiny
+
+    g = torch.Generator().manual_seed(0)
+    batches = [torch.randn(4, 3, 32, 32, generator=g) for _ in range(2)]
+    cfg = vq.QuantConfig("mptq", 4, 4, 4, options={"sqb_alpha_search": True})
+    qm = vq.get_backend(backend).quantize(vit_test_tiny(), cfg, iter(batches), progress=False)
+    with torch.no_grad():
+        assert torch.isfinite(qm(batches[0])).all()
+    bad = vq.QuantConfig("mptq", 4, 4, 4, options={"sqb_alpha_search": "yes"})
+    with pytest.raises(vq.VitqError, match="sqb_alpha_search"):
+        vq.get_backend(backend).quantize(vit_test_tiny(), bad, batches, progress=False)
