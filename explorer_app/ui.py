@@ -8,9 +8,12 @@ server log).
 from __future__ import annotations
 
 from collections.abc import Callable
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 import functools
 import logging
+import time
 from typing import Any
 
 import pandas as pd
@@ -24,12 +27,15 @@ from explorer_app.layer_table import merge_edits
 from explorer_app.layer_table import table_from_config
 from explorer_app.state import Settings
 from vitq_plugins.config import QuantConfig
+from vitq_plugins.core import progress as vitq_progress
 from vitq_plugins.core.errors import ConfigError
 from vitq_plugins.core.errors import UnknownNameError
 from vitq_plugins.core.errors import VitqError
 
 __all__ = [
     "callback",
+    "in_place",
+    "job_progress",
     "current_config",
     "current_fp",
     "flash",
@@ -60,10 +66,11 @@ def _hint(exc: BaseException) -> str:
     )
 
 
-def error_text(exc: BaseException) -> str:
-    """The message shown for ``exc``: what went wrong, then what to do."""
+def error_text(exc: BaseException, hint: str | None = None) -> str:
+    """The message shown for ``exc``: what went wrong, then what to do (``hint`` for a bad input of
+    the page itself, which knows where the value is; the generic hint otherwise)."""
     what = str(exc) if isinstance(exc, VitqError) else f"{type(exc).__name__}: {exc}"
-    return f"{what}\n\n**What to do:** {_hint(exc)}"
+    return f"{what}\n\n**What to do:** {hint if hint and isinstance(exc, VitqError) else _hint(exc)}"
 
 
 def guarded(page: Callable[[], None]) -> None:
@@ -88,6 +95,55 @@ def callback(fn: Callable[..., None]) -> Callable[..., None]:
             flash("error", error_text(exc))
 
     return wrapper
+
+
+@contextmanager
+def in_place(hint: str | None = None) -> Iterator[None]:
+    """Render an error of the block where the block is; the rest of the page is still drawn after it.
+
+    Args:
+        hint: what to do about a :class:`VitqError` of this block (default: the generic hint).
+    """
+    try:
+        yield
+    except Exception as exc:  # noqa: BLE001 - shown as a message, never a traceback
+        log.exception("explorer section failed")
+        st.error(error_text(exc, hint))
+
+
+def seconds_text(s: float) -> str:
+    """``s`` seconds for a person: ``42 s``, ``3 min 5 s``."""
+    s = max(float(s), 0.0)
+    return f"{s:.0f} s" if s < 90 else f"{int(s // 60)} min {int(s % 60)} s"
+
+
+@contextmanager
+def job_progress(label: str, min_interval_s: float = 0.25) -> Iterator[None]:
+    """An ``st.progress`` bar fed by every vitq loop inside the block, with the time left in the current step.
+
+    The library's loops (calibration, evaluation, sensitivity) report through
+    :mod:`vitq_plugins.core.progress`; the bar shows the step, its count and an estimate from the rate so far.
+    """
+    bar = st.progress(0.0, text=f"{label}: starting…")
+    last = [0.0]
+
+    def listener(t: vitq_progress.Tick) -> None:
+        now = time.perf_counter()
+        done = t.total is not None and t.n >= t.total
+        if not done and now - last[0] < min_interval_s:
+            return
+        last[0] = now
+        count = f"{t.n:,}/{t.total:,}" if t.total else f"{t.n:,}"
+        left = t.remaining_s
+        eta = f", about {seconds_text(left)} left in this step" if left is not None and not done else ""
+        bar.progress(
+            t.fraction or 0.0,
+            text=f"{label} · {t.desc}: {count} {t.unit} ({seconds_text(t.elapsed_s)}{eta})",
+        )
+
+    with vitq_progress.listening(listener):
+        yield
+    bar.empty()
 
 
 def flash(level: str, text: str) -> None:
@@ -204,7 +260,8 @@ def measure_sensitivity(fp: services.FPModel) -> Any:
         f"{s.sens_calib} images…",
         expanded=False,
     ) as box:
-        table = services.sensitivity(s, fp)
+        with job_progress("Sensitivity"):
+            table = services.sensitivity(s, fp)
         hit = table.meta.get("cache") == "hit"
         box.update(
             label=f"Sensitivity {'loaded from cache' if hit else 'measured'} ({n_layers} layers)",
@@ -221,9 +278,10 @@ def evaluate_with_status(
     s = settings()
     n = s.n_eval or "all"
     with st.status(f"Evaluating {label}: calibrate on {s.n_calib} images, evaluate on {n}…") as box:
-        rec, cached = services.evaluate(
-            s, fp, cfg, st.session_state[state.RESULTS], label=label, source=source
-        )
+        with job_progress(f"Evaluating {label}"):
+            rec, cached = services.evaluate(
+                s, fp, cfg, st.session_state[state.RESULTS], label=label, source=source
+            )
         res = rec["result"]
         box.update(
             label=(
@@ -240,11 +298,21 @@ def evaluate_many(fp: services.FPModel, configs: dict[str, QuantConfig], source:
     s = settings()
     bar = st.progress(0.0, text="Starting…")
     out = []
+    start = time.perf_counter()
+    ran = 0  # configs evaluated (not cached) so far: the estimate's rate
     for i, (label, cfg) in enumerate(configs.items()):
-        bar.progress(i / len(configs), text=f"Evaluating {label} ({i + 1}/{len(configs)})…")
-        rec, _ = services.evaluate(s, fp, cfg, st.session_state[state.RESULTS], label=label, source=source)
+        eta = ""
+        if ran:
+            per = (time.perf_counter() - start) / ran
+            eta = f", about {seconds_text(per * (len(configs) - i))} left"
+        bar.progress(i / len(configs), text=f"Evaluating {label} ({i + 1}/{len(configs)}){eta}…")
+        with job_progress(f"{label} ({i + 1}/{len(configs)})"):
+            rec, cached = services.evaluate(
+                s, fp, cfg, st.session_state[state.RESULTS], label=label, source=source
+            )
+        ran += 0 if cached else 1
         out.append(rec)
-    bar.progress(1.0, text=f"Evaluated {len(configs)} configs")
+    bar.progress(1.0, text=f"Evaluated {len(configs)} configs in {seconds_text(time.perf_counter() - start)}")
     return out
 
 

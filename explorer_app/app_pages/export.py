@@ -89,7 +89,8 @@ def page() -> None:
         with col:
             if st.button(f"Build {FORMATS[fmt]}", key=f"build_{fmt}"):
                 with st.status(f"Quantizing and exporting {FORMATS[fmt]}…") as box:
-                    data, result = services.export_model(s, fp, cfg, fmt)
+                    with ui.job_progress(f"Building {FORMATS[fmt]}"):
+                        data, result = services.export_model(s, fp, cfg, fmt)
                     exports[(key, fmt)] = data
                     box.update(
                         label=f"{FORMATS[fmt]}: {len(data) / 1e6:.2f} MB, top-1 {result['q_top1']:.2%}",

@@ -9,12 +9,14 @@ from explorer_app import services
 from explorer_app import state
 from explorer_app import ui
 from explorer_app.layer_table import EDITABLE
+from explorer_app.layer_table import MAX_BITS
+from explorer_app.layer_table import MIN_BITS
 from explorer_app.layer_table import add_sensitivity
 from explorer_app.layer_table import apply_bulk
 from explorer_app.layer_table import config_from_table
 from explorer_app.layer_table import config_summary
 from explorer_app.layer_table import effective_bits
-from explorer_app.layer_table import normalize
+from explorer_app.layer_table import reject_bad_bits
 from explorer_app.layer_table import sensitivity_columns
 from explorer_app.state import BIT_CHOICES
 from vitq_plugins.config import QuantConfig
@@ -26,6 +28,7 @@ BULK_A = "bulk_a"
 BULK_Q = "bulk_q"
 BULK_FLOAT = "bulk_float"
 UPLOAD = "config_upload"
+BITS_HELP = f"a whole number in {MIN_BITS}..{MAX_BITS} (8, 6, 4 are the usual)"
 
 
 @ui.callback
@@ -108,17 +111,32 @@ def page() -> None:
         "follow the recipe and the default bits."
     )
     _bulk_edit(quantizers)
-    _load_upload(fp)
+    with ui.in_place(
+        "Fix the file named above, or pick another config JSON (this page: Load a config JSON)."
+    ):
+        # a bad file: the message here, the table and its buttons below as before
+        _load_upload(fp)
 
     shown = add_sensitivity(df, sens)
     sens_cols = [c for c in shown.columns if str(c).startswith("sens_")]
     col_cfg = {
-        "fqn": st.column_config.TextColumn("FQN", width="medium"),
+        # the FQN stays pinned on the left and wide enough for `blocks.11.attn.qkv`; with the sensitivity
+        # columns shown the counts shrink so the KL columns fit beside the editable ones
+        "fqn": st.column_config.TextColumn("FQN", width="medium", pinned=True),
         "type": st.column_config.TextColumn("type", width="small"),
-        "params": st.column_config.NumberColumn("params", format="localized"),
-        "macs": st.column_config.NumberColumn("MACs", format="localized"),
-        "w_bits": st.column_config.SelectboxColumn("w_bits", options=list(BIT_CHOICES), required=True),
-        "a_bits": st.column_config.SelectboxColumn("a_bits", options=list(BIT_CHOICES), required=True),
+        "params": st.column_config.NumberColumn(
+            "params", format="compact" if sens_cols else "localized", width="small"
+        ),
+        "macs": st.column_config.NumberColumn(
+            "MACs", format="compact" if sens_cols else "localized", width="small"
+        ),
+        # number cells, not select boxes: typing 1 into a select box picked 16 (the first option containing it)
+        "w_bits": st.column_config.NumberColumn(
+            "w_bits", help=BITS_HELP, step=1, format="%d", required=True, width="small"
+        ),
+        "a_bits": st.column_config.NumberColumn(
+            "a_bits", help=BITS_HELP, step=1, format="%d", required=True, width="small"
+        ),
         "quantizer": st.column_config.SelectboxColumn("quantizer", options=quantizers, required=True),
         "keep_float": st.column_config.CheckboxColumn("float"),
     }
@@ -126,7 +144,8 @@ def page() -> None:
         col_cfg[c] = st.column_config.NumberColumn(
             f"KL {c[5:].upper()}",
             help=f"KL to FP when only this layer's {'weights' if c[5] == 'w' else 'input'} go to {c[6:]} bits",
-            format="%.2e",
+            format="%.1e",
+            width="small",
         )
     edited = st.data_editor(
         shown,
@@ -137,7 +156,9 @@ def page() -> None:
         hide_index=True,
         height=min(38 + 35 * len(shown), 700),
     )
-    edited = normalize(edited[[c for c in df.columns]])
+    edited, refused = reject_bad_bits(edited[[c for c in df.columns]], df)
+    for msg in refused:
+        st.error(msg)
     st.session_state[state.LAYERS] = edited
     cfg = config_from_table(edited, defaults)
     cfg.validate(services.get_host(), fp.module_names)
