@@ -17,6 +17,7 @@ from torch import nn
 
 from vitq_plugins.core.errors import VitqError
 from vitq_plugins.core.progress import track
+from vitq_plugins.data.finite import require_finite
 
 __all__ = ["calibrate"]
 
@@ -44,6 +45,7 @@ def calibrate(
         items: Iterable[Any] = batches  # tensors or (images, labels) tuples
         for batch in track(items, "calibrate", "batch", show=progress):
             x = batch[0] if isinstance(batch, tuple | list) else batch
+            require_finite(x, f"calibration batch {n_batches}")
             qmodel(x)
             n_batches += 1
             n_images += int(x.shape[0])

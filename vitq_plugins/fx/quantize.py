@@ -550,11 +550,13 @@ def prepare(
 def calibrate(model: nn.Module, batches: Iterable[torch.Tensor], *, progress: bool = True) -> int:
     """One calibration pass (tqdm on stderr); returns the number of images seen."""
     from vitq_plugins.core.progress import track
+    from vitq_plugins.data.finite import require_finite
 
     n = 0
     model.eval()
     set_fake_quant(model, False)
     for x in track(batches, "fx calibrate", "batch", show=progress):
+        require_finite(x, f"calibration batch after {n} images")
         model(x)
         n += int(x.shape[0])
     if n == 0:
