@@ -178,8 +178,9 @@ def reject_bad_bits(edited: pd.DataFrame, previous: pd.DataFrame) -> tuple[pd.Da
         bad = values.isna() | (values % 1 != 0) | (values < MIN_BITS) | (values > MAX_BITS)
         for i in [int(j) for j in bad.to_numpy().nonzero()[0]]:
             typed = edited.iloc[i][col]
+            shown = typed.item() if hasattr(typed, "item") else typed  # numpy scalar -> plain number
             messages.append(
-                f"{edited.iloc[i]['fqn']}: {col}={typed!r} is invalid: a bit-width is a whole number in "
+                f"{edited.iloc[i]['fqn']}: {col}={shown!r} is invalid: a bit-width is a whole number in "
                 f"{MIN_BITS}..{MAX_BITS}; kept {int(previous.iloc[i][col])}"
             )
             out.iloc[i, out.columns.get_loc(col)] = previous.iloc[i][col]

@@ -24,6 +24,7 @@ from explorer_app import state
 from explorer_app.layer_table import TableDefaults
 from explorer_app.layer_table import config_from_table
 from explorer_app.layer_table import merge_edits
+from explorer_app.layer_table import reject_bad_bits
 from explorer_app.layer_table import table_from_config
 from explorer_app.state import Settings
 from vitq_plugins.config import QuantConfig
@@ -202,7 +203,8 @@ def commit_edits() -> None:
 def current_config(fp: services.FPModel) -> QuantConfig:
     """The config the (edited) table describes."""
     df, defaults = table_state(fp)
-    return config_from_table(merge_edits(df, st.session_state.get(state.EDITOR)), defaults)
+    merged, _ = reject_bad_bits(merge_edits(df, st.session_state.get(state.EDITOR)), df)  # Layers names them
+    return config_from_table(merged, defaults)
 
 
 def load_config(cfg: QuantConfig, fp: services.FPModel) -> None:
@@ -258,7 +260,7 @@ def measure_sensitivity(fp: services.FPModel) -> Any:
     with st.status(
         f"Measuring sensitivity: {n_layers} layers x 2 knobs x {len(s.candidates)} candidates on "
         f"{s.sens_calib} images…",
-        expanded=False,
+        expanded=True,  # the progress bar is inside
     ) as box:
         with job_progress("Sensitivity"):
             table = services.sensitivity(s, fp)
@@ -266,6 +268,7 @@ def measure_sensitivity(fp: services.FPModel) -> Any:
         box.update(
             label=f"Sensitivity {'loaded from cache' if hit else 'measured'} ({n_layers} layers)",
             state="complete",
+            expanded=False,
         )
     st.session_state[state.SENSITIVITY][sensitivity_key(s, fp)] = table
     return table
@@ -277,7 +280,9 @@ def evaluate_with_status(
     """Evaluate one config through the pipeline inside an ``st.status`` box."""
     s = settings()
     n = s.n_eval or "all"
-    with st.status(f"Evaluating {label}: calibrate on {s.n_calib} images, evaluate on {n}…") as box:
+    with st.status(
+        f"Evaluating {label}: calibrate on {s.n_calib} images, evaluate on {n}…", expanded=True
+    ) as box:
         with job_progress(f"Evaluating {label}"):
             rec, cached = services.evaluate(
                 s, fp, cfg, st.session_state[state.RESULTS], label=label, source=source
@@ -289,6 +294,7 @@ def evaluate_with_status(
                 + (" (cached)" if cached else f", {res['calib_s'] + res['eval_s'] + res['fp_eval_s']:.1f} s")
             ),
             state="complete",
+            expanded=False,
         )
     return rec
 
@@ -337,7 +343,7 @@ def calibrate(fp: services.FPModel) -> dict[str, services.LayerNormStats]:
     calib, _ = services.load_dataset(s.data, "calib", s.model, s.pretrained, s.arch)
     n = min(s.n_calib, len(calib), 256)
     loader = make_loader(calib, s.batch_size, n, s.seed, what="calibration images")
-    with st.status(f"Calibrating: LayerNorm input statistics on {n} images…") as box:
+    with st.status(f"Calibrating: LayerNorm input statistics on {n} images…", expanded=True) as box:
         bar = st.progress(0.0)
 
         def progress(f: float) -> None:

@@ -119,38 +119,40 @@ def page() -> None:
 
     shown = add_sensitivity(df, sens)
     sens_cols = [c for c in shown.columns if str(c).startswith("sens_")]
+    narrow = bool(sens_cols)  # with the KL columns: fixed narrow widths so all of them fit beside the edits
     col_cfg = {
-        # the FQN stays pinned on the left and wide enough for `blocks.11.attn.qkv`; with the sensitivity
-        # columns shown the counts shrink so the KL columns fit beside the editable ones
-        "fqn": st.column_config.TextColumn("FQN", width="medium", pinned=True),
+        # the FQN stays pinned on the left and wide enough for `blocks.11.attn.qkv`
+        "fqn": st.column_config.TextColumn("FQN", width=150 if narrow else "medium", pinned=True),
         "type": st.column_config.TextColumn("type", width="small"),
-        "params": st.column_config.NumberColumn(
-            "params", format="compact" if sens_cols else "localized", width="small"
-        ),
-        "macs": st.column_config.NumberColumn(
-            "MACs", format="compact" if sens_cols else "localized", width="small"
-        ),
+        "params": st.column_config.NumberColumn("params", format="localized"),
+        "macs": st.column_config.NumberColumn("MACs", format="localized"),
         # number cells, not select boxes: typing 1 into a select box picked 16 (the first option containing it)
         "w_bits": st.column_config.NumberColumn(
-            "w_bits", help=BITS_HELP, step=1, format="%d", required=True, width="small"
+            "w_bits", help=BITS_HELP, step=1, format="%d", required=True, width=60 if narrow else "small"
         ),
         "a_bits": st.column_config.NumberColumn(
-            "a_bits", help=BITS_HELP, step=1, format="%d", required=True, width="small"
+            "a_bits", help=BITS_HELP, step=1, format="%d", required=True, width=60 if narrow else "small"
         ),
-        "quantizer": st.column_config.SelectboxColumn("quantizer", options=quantizers, required=True),
-        "keep_float": st.column_config.CheckboxColumn("float"),
+        "quantizer": st.column_config.SelectboxColumn(
+            "quantizer", options=quantizers, required=True, width=95 if narrow else None
+        ),
+        "keep_float": st.column_config.CheckboxColumn("float", width=50 if narrow else None),
     }
     for c in sens_cols:
         col_cfg[c] = st.column_config.NumberColumn(
             f"KL {c[5:].upper()}",
             help=f"KL to FP when only this layer's {'weights' if c[5] == 'w' else 'input'} go to {c[6:]} bits",
             format="%.1e",
-            width="small",
+            width=70,
         )
+    # with sensitivity, type/params/MACs give way to the KL columns (the role is in the FQN; the totals are
+    # the metrics below the table)
+    order = [c for c in shown.columns if not (narrow and c in ("type", "params", "macs"))]
     edited = st.data_editor(
         shown,
         key=state.EDITOR,
         column_config=col_cfg,
+        column_order=order,
         disabled=[c for c in shown.columns if c not in EDITABLE],
         num_rows="fixed",
         hide_index=True,

@@ -208,14 +208,38 @@ class Browser:
         """The current text of the input labelled ``label``."""
         return str(self.js(f"document.querySelector('input[aria-label={json.dumps(label)}]').value"))
 
-    def upload_file(self, path: Path, index: int = 0) -> None:
-        """Put ``path`` into the ``index``-th file input of the page (what a drop or a file dialog does)."""
+    def upload_file(self, path: Path, index: int = 0, timeout: float = 60.0) -> None:
+        """Put ``path`` into the ``index``-th file input of the page (what a drop or a file dialog does) and
+        wait until Streamlit lists it as uploaded (a file chip without a spinner)."""
+        self.wait_for(f"document.querySelectorAll('input[type=file]').length > {index}", 60, "a file input")
         ref = self.call(
             "Runtime.evaluate", expression=f"document.querySelectorAll('input[type=file]')[{index}]"
         )["result"]
         if "objectId" not in ref:
             raise LookupError(f"no file input #{index}")
         self.call("DOM.setFileInputFiles", files=[str(path)], objectId=ref["objectId"])
+        chips = "document.querySelectorAll('[data-testid=\"stFileChipName\"]').length"
+        self.wait_for(
+            f"{chips} > 0 && !document.querySelector('[data-testid=\"stFileChipIconSpinner\"]')",
+            timeout,
+            f"the upload of {path.name}",
+        )
+
+    def record_progress(self) -> None:
+        """From now on, keep every text any ``st.progress`` bar shows (``progress_seen`` returns them).
+
+        A MutationObserver, so a bar that comes and goes between two polls is still seen.
+        """
+        self.js(
+            "window.__vitqProgress = []; new MutationObserver(() => document.querySelectorAll("
+            "'[data-testid=\"stProgress\"]').forEach(e => { const t = e.innerText;"
+            " if (t && window.__vitqProgress.at(-1) !== t) window.__vitqProgress.push(t); }))"
+            ".observe(document.body, {subtree: true, childList: true, characterData: true}); true"
+        )
+
+    def progress_seen(self) -> list[str]:
+        """The progress texts seen since :meth:`record_progress`."""
+        return [str(t) for t in self.js("window.__vitqProgress || []") or []]
 
     def text(self) -> str:
         """The page's visible text."""
