@@ -40,7 +40,12 @@ __all__ = [
 ]
 
 #: x axes of the trade-off chart: column -> label
-AXES: dict[str, str] = {"size_mb": "weight size (MB)", "bops": "BOPs per image", "avg_bits": "average bits"}
+AXES: dict[str, str] = {
+    "size_mb": "weight size (MB)",
+    "bops": "BOPs per image",
+    "avg_bits": "average bits",
+    "latency_ms": "measured latency (ms/image, ORT QCDQ)",
+}
 _LABELS = {**AXES, "mb": "weight size (MB)"}
 _COLORS = {"uniform": "#1f77b4", "search": "#2ca02c", "manual": "#9467bd", "current": "#d62728"}
 
@@ -129,6 +134,8 @@ def tradeoff_figure(
         current_key: key of the current config (highlighted when evaluated).
         current_x: the current config's estimated ``x`` (a vertical line when it is not evaluated).
     """
+    if len(points) and x in points.columns:
+        points = points[points[x].notna()]  # measured axes (latency) only show the measured configs
     fig = go.Figure()
     hover = (
         "<b>%{customdata[1]}</b><br>%{customdata[2]}<br>top-1 %{y:.2%}<br>"
