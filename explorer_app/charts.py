@@ -28,6 +28,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "AXES",
+    "layer_error_figure",
+    "selected_label",
     "linear_axis",
     "log_axis",
     "percent_axis",
@@ -231,6 +233,41 @@ def selected_key(selection: Mapping[str, Any] | None) -> str | None:
         if isinstance(data, list | tuple) and data and isinstance(data[0], str):
             return data[0]
     return None
+
+
+def selected_label(selection: Mapping[str, Any] | None) -> str | None:
+    """The x label (a layer's FQN) of the first clicked bar of a ``st.plotly_chart`` selection."""
+    if not selection:
+        return None
+    sel = selection.get("selection", selection)
+    for p in list(sel.get("points", []) or []):
+        x = p.get("x") if isinstance(p, Mapping) else None
+        if isinstance(x, str):
+            return x
+    return None
+
+
+def layer_error_figure(errors: pd.DataFrame) -> go.Figure:
+    """SQNR of every layer's output against float (higher is better), the worst layers in red."""
+    worst = errors["sqnr_db"].nsmallest(min(3, len(errors)))
+    colors = ["#d62728" if i in worst.index else "#1f77b4" for i in errors.index]
+    fig = go.Figure(
+        go.Bar(
+            x=errors["fqn"],
+            y=errors["sqnr_db"],
+            marker_color=colors,
+            customdata=errors[["rel_error"]].to_numpy(),
+            hovertemplate="%{x}<br>SQNR %{y:.1f} dB<br>relative error %{customdata[0]:.3g}<extra></extra>",
+        )
+    )
+    fig.update_yaxes(title_text="output SQNR vs float (dB)", **linear_axis([0.0, *errors["sqnr_db"]]))
+    fig.update_layout(
+        xaxis_tickangle=-60,
+        height=380,
+        margin={"l": 10, "r": 10, "t": 20, "b": 10},
+        clickmode="event+select",
+    )
+    return fig
 
 
 def sensitivity_figure(table: SensitivityTable, metric: str = "kl", kind: str = "w") -> go.Figure:
