@@ -96,7 +96,10 @@ def _submitted(s: Settings) -> Settings:
             if model is None:
                 raise
             msg = str(exc).replace(repr(model), repr(upload.name)).replace(model, upload.name)
-            raise VitqError(msg if upload.name in msg else f"uploaded file {upload.name!r}: {msg}") from exc
+            msg = msg if upload.name in msg else f"uploaded file {upload.name!r}: {msg}"
+            raise VitqError(
+                f"{msg}. The previous model stays; remove the upload (its ×) to use the Model box instead"
+            ) from exc
     return new
 
 
