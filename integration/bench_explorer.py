@@ -58,6 +58,15 @@ def _first_page() -> tuple[float, float, str]:
         return http_s, time.perf_counter() - t, "headless Chromium: navigate to the form drawn"
 
 
+class _Rows(list[tuple[str, float, str]]):
+    """The measured rows; each is also printed (stderr) the moment it is measured, so a long or interrupted
+    run still shows what it got."""
+
+    def append(self, row: tuple[str, float, str]) -> None:
+        super().append(row)
+        print(f"measured: {row[0]}: {row[1]:.1f} s ({row[2]})", file=sys.stderr, flush=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     ap.add_argument("--out", type=Path, default=Path("runs/explorer_timing.csv"))
@@ -76,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     from vitq_plugins.data.loader import make_loader
 
     settings = Settings.from_env()
-    rows: list[tuple[str, float, str]] = []
+    rows = _Rows()
 
     if not args.no_first_page:
         http_s, form_s, how = _first_page()
