@@ -28,6 +28,11 @@ if TYPE_CHECKING:
 
 __all__ = [
     "AXES",
+    "layer_error_figure",
+    "selected_label",
+    "linear_axis",
+    "log_axis",
+    "percent_axis",
     "layernorm_figure",
     "pareto_front",
     "selected_key",
@@ -37,9 +42,68 @@ __all__ = [
 ]
 
 #: x axes of the trade-off chart: column -> label
-AXES: dict[str, str] = {"size_mb": "weight size (MB)", "bops": "BOPs per image", "avg_bits": "average bits"}
+AXES: dict[str, str] = {
+    "size_mb": "weight size (MB)",
+    "bops": "BOPs per image",
+    "avg_bits": "average bits",
+    "latency_ms": "measured latency (ms/image, ORT QCDQ)",
+}
 _LABELS = {**AXES, "mb": "weight size (MB)"}
 _COLORS = {"uniform": "#1f77b4", "search": "#2ca02c", "manual": "#9467bd", "current": "#d62728"}
+
+
+def _finite(values: Sequence[float] | np.ndarray) -> np.ndarray:
+    arr = np.asarray(values, dtype=np.float64).ravel()
+    return arr[np.isfinite(arr)]
+
+
+def percent_axis(values: Sequence[float] | np.ndarray, pad: float = 0.08) -> dict[str, Any]:
+    """A top-1 axis from the data: a range around the values and as many decimals as the span needs.
+
+    Ticks must not repeat (``57, 56, 56, 55 %`` when whole percents label half-percent steps), and an axis
+    with no value stays 0..100 % instead of Plotly's default -1..4 (shown as -100..400 %).
+    """
+    v = _finite(values)
+    if not v.size:
+        return {"range": [0.0, 1.0], "tickformat": ".0%"}
+    lo, hi = float(v.min()), float(v.max())
+    span = max(hi - lo, 0.002)  # one point: show +-0.1 point around it at least
+    lo, hi = max(lo - pad * span - (0.001 if hi == lo else 0.0), 0.0), min(hi + pad * span, 1.0)
+    span = hi - lo
+    # Plotly picks about 6-8 ticks: one decimal more for every decade the span is below 10 %
+    decimals = 0 if span >= 0.1 else 1 if span >= 0.01 else 2
+    return {"range": [lo, hi], "tickformat": f".{decimals}%"}
+
+
+def linear_axis(values: Sequence[float] | np.ndarray, pad: float = 0.08) -> dict[str, Any]:
+    """A linear axis whose range covers ``values`` (from 0 when no value is known)."""
+    v = _finite(values)
+    if not v.size:
+        return {"range": [0.0, 1.0]}
+    lo, hi = float(v.min()), float(v.max())
+    span = hi - lo if hi > lo else max(abs(hi), 1e-9) * 0.2
+    return {"range": [lo - pad * span, hi + pad * span]}
+
+
+def log_axis(values: Sequence[float] | np.ndarray, max_labels: int = 8) -> dict[str, Any]:
+    """A log axis over the positive ``values`` with at most ``max_labels`` labels, one per k decades.
+
+    Plotly's default labels 2 and 5 inside every decade of a wide range, which overlap into noise.
+    """
+    v = _finite(values)
+    v = v[v > 0]
+    if not v.size:
+        return {"type": "log"}
+    lo, hi = np.floor(np.log10(v.min())), np.ceil(np.log10(v.max()))
+    hi = max(hi, lo + 1)
+    step = max(int(np.ceil((hi - lo) / max_labels)), 1)
+    return {
+        "type": "log",
+        "range": [lo, hi],
+        "dtick": step,
+        "exponentformat": "power",
+        "minor": {"showgrid": False},
+    }
 
 
 def pareto_front(x: Sequence[float], y: Sequence[float]) -> list[int]:
@@ -72,6 +136,8 @@ def tradeoff_figure(
         current_key: key of the current config (highlighted when evaluated).
         current_x: the current config's estimated ``x`` (a vertical line when it is not evaluated).
     """
+    if len(points) and x in points.columns:
+        points = points[points[x].notna()]  # measured axes (latency) only show the measured configs
     fig = go.Figure()
     hover = (
         "<b>%{customdata[1]}</b><br>%{customdata[2]}<br>top-1 %{y:.2%}<br>"
@@ -139,17 +205,21 @@ def tradeoff_figure(
             annotation_text=f"FP {fp_top1:.2%}",
             annotation_position="bottom left",
         )
+    ys = list(points["q_top1"]) if len(points) else []
+    xs = list(points[x]) if len(points) else []
+    fig.update_yaxes(**percent_axis([*ys, *([fp_top1] if fp_top1 is not None else [])]))
+    xs_all = [*xs, *([current_x] if current_x is not None else [])]
+    fig.update_xaxes(**(log_axis(xs_all) if x == "bops" else linear_axis(xs_all)))
+    if x == "size_mb":
+        fig.update_xaxes(tickformat=".3~f", ticksuffix=" MB")
     fig.update_layout(
         xaxis_title=AXES.get(x, x),
         yaxis_title="top-1 accuracy",
-        yaxis_tickformat=".0%",
         legend={"orientation": "h", "y": -0.2},
         margin={"l": 10, "r": 10, "t": 30, "b": 10},
         height=460,
         clickmode="event+select",
     )
-    if x == "bops":
-        fig.update_xaxes(type="log")
     return fig
 
 
@@ -165,6 +235,41 @@ def selected_key(selection: Mapping[str, Any] | None) -> str | None:
     return None
 
 
+def selected_label(selection: Mapping[str, Any] | None) -> str | None:
+    """The x label (a layer's FQN) of the first clicked bar of a ``st.plotly_chart`` selection."""
+    if not selection:
+        return None
+    sel = selection.get("selection", selection)
+    for p in list(sel.get("points", []) or []):
+        x = p.get("x") if isinstance(p, Mapping) else None
+        if isinstance(x, str):
+            return x
+    return None
+
+
+def layer_error_figure(errors: pd.DataFrame) -> go.Figure:
+    """SQNR of every layer's output against float (higher is better), the worst layers in red."""
+    worst = errors["sqnr_db"].nsmallest(min(3, len(errors)))
+    colors = ["#d62728" if i in worst.index else "#1f77b4" for i in errors.index]
+    fig = go.Figure(
+        go.Bar(
+            x=errors["fqn"],
+            y=errors["sqnr_db"],
+            marker_color=colors,
+            customdata=errors[["rel_error"]].to_numpy(),
+            hovertemplate="%{x}<br>SQNR %{y:.1f} dB<br>relative error %{customdata[0]:.3g}<extra></extra>",
+        )
+    )
+    fig.update_yaxes(title_text="output SQNR vs float (dB)", **linear_axis([0.0, *errors["sqnr_db"]]))
+    fig.update_layout(
+        xaxis_tickangle=-60,
+        height=380,
+        margin={"l": 10, "r": 10, "t": 20, "b": 10},
+        clickmode="event+select",
+    )
+    return fig
+
+
 def sensitivity_figure(table: SensitivityTable, metric: str = "kl", kind: str = "w") -> go.Figure:
     """Per-layer loss of lowering only that layer's weights (``kind="w"``) or input (``"a"``), per candidate."""
     losses = table.loss(metric, kind)
@@ -173,11 +278,11 @@ def sensitivity_figure(table: SensitivityTable, metric: str = "kl", kind: str = 
     for j, bits in enumerate(table.candidates):
         fig.add_trace(go.Bar(x=fqns, y=losses[:, j], name=f"{kind.upper()}{bits}"))
     what = "weights" if kind == "w" else "input activations"
+    fig.update_yaxes(**log_axis(losses))
     fig.update_layout(
         barmode="group",
         title=f"Sensitivity: {metric} when one layer's {what} are lowered (the rest float)",
         yaxis_title=metric,
-        yaxis_type="log",
         xaxis_tickangle=-60,
         height=430,
         margin={"l": 10, "r": 10, "t": 40, "b": 10},
@@ -229,7 +334,8 @@ def layernorm_figure(stats: LayerNormStats) -> go.Figure:
         col=1,
     )
     fig.update_yaxes(title_text="value", row=1, col=1)
-    fig.update_yaxes(title_text="MSE", type="log", row=2, col=1)
+    mse = np.concatenate([np.maximum(stats.mse_tensor, 1e-12), np.maximum(stats.mse_pts, 1e-12)])
+    fig.update_yaxes(title_text="MSE", row=2, col=1, **log_axis(mse, max_labels=6))
     fig.update_xaxes(title_text="channel", row=2, col=1)
     fig.update_layout(height=560, margin={"l": 10, "r": 10, "t": 40, "b": 10}, legend={"orientation": "h"})
     return fig

@@ -33,12 +33,15 @@ if TYPE_CHECKING:
 
 __all__ = [
     "EDITABLE",
+    "MAX_BITS",
+    "MIN_BITS",
     "TableDefaults",
     "apply_bulk",
     "build_table",
     "config_from_table",
     "config_summary",
     "merge_edits",
+    "reject_bad_bits",
     "role_of",
     "sensitivity_columns",
     "table_from_config",
@@ -46,6 +49,8 @@ __all__ = [
 
 #: the columns a user may edit
 EDITABLE: tuple[str, ...] = ("w_bits", "a_bits", "quantizer", "keep_float")
+#: bit-widths a table cell may hold (every built-in quantizer's range; a quantizer may narrow it)
+MIN_BITS, MAX_BITS = 2, 16
 _FLOAT_BITS = 32
 
 
@@ -156,6 +161,30 @@ def normalize(df: pd.DataFrame) -> pd.DataFrame:
     out["keep_float"] = out["keep_float"].astype(bool)
     out["quantizer"] = out["quantizer"].astype(str)
     return out
+
+
+def reject_bad_bits(edited: pd.DataFrame, previous: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
+    """``edited`` with every ``w_bits``/``a_bits`` cell outside ``MIN_BITS..MAX_BITS`` put back to ``previous``.
+
+    A typed 1 must not become another width silently: it is refused and named.
+
+    Returns:
+        The table to use and one message per refused cell (``fqn: w_bits=1 is invalid: …``).
+    """
+    out = edited.copy()
+    messages: list[str] = []
+    for col in ("w_bits", "a_bits"):
+        values = pd.to_numeric(out[col], errors="coerce")
+        bad = values.isna() | (values % 1 != 0) | (values < MIN_BITS) | (values > MAX_BITS)
+        for i in [int(j) for j in bad.to_numpy().nonzero()[0]]:
+            typed = edited.iloc[i][col]
+            shown = typed.item() if hasattr(typed, "item") else typed  # numpy scalar -> plain number
+            messages.append(
+                f"{edited.iloc[i]['fqn']}: {col}={shown!r} is invalid: a bit-width is a whole number in "
+                f"{MIN_BITS}..{MAX_BITS}; kept {int(previous.iloc[i][col])}"
+            )
+            out.iloc[i, out.columns.get_loc(col)] = previous.iloc[i][col]
+    return normalize(out), messages
 
 
 def apply_bulk(

@@ -97,6 +97,7 @@ def points_frame(
                 "size_mb": float(res["size_mb"]),
                 "bops": float(res["bops"]),
                 "avg_bits": (avg_bits or {}).get(rec["key"], _avg_bits(cfg, res)),
+                "latency_ms": float((rec.get("latency") or {}).get("ms", float("nan"))),
             }
         )
     cols = [
@@ -111,6 +112,7 @@ def points_frame(
         "size_mb",
         "bops",
         "avg_bits",
+        "latency_ms",
     ]
     return pd.DataFrame(rows, columns=cols)
 

@@ -8,9 +8,12 @@ server log).
 from __future__ import annotations
 
 from collections.abc import Callable
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 import functools
 import logging
+import time
 from typing import Any
 
 import pandas as pd
@@ -21,15 +24,19 @@ from explorer_app import state
 from explorer_app.layer_table import TableDefaults
 from explorer_app.layer_table import config_from_table
 from explorer_app.layer_table import merge_edits
+from explorer_app.layer_table import reject_bad_bits
 from explorer_app.layer_table import table_from_config
 from explorer_app.state import Settings
 from vitq_plugins.config import QuantConfig
+from vitq_plugins.core import progress as vitq_progress
 from vitq_plugins.core.errors import ConfigError
 from vitq_plugins.core.errors import UnknownNameError
 from vitq_plugins.core.errors import VitqError
 
 __all__ = [
     "callback",
+    "in_place",
+    "job_progress",
     "current_config",
     "current_fp",
     "flash",
@@ -60,10 +67,11 @@ def _hint(exc: BaseException) -> str:
     )
 
 
-def error_text(exc: BaseException) -> str:
-    """The message shown for ``exc``: what went wrong, then what to do."""
+def error_text(exc: BaseException, hint: str | None = None) -> str:
+    """The message shown for ``exc``: what went wrong, then what to do (``hint`` for a bad input of
+    the page itself, which knows where the value is; the generic hint otherwise)."""
     what = str(exc) if isinstance(exc, VitqError) else f"{type(exc).__name__}: {exc}"
-    return f"{what}\n\n**What to do:** {_hint(exc)}"
+    return f"{what}\n\n**What to do:** {hint if hint and isinstance(exc, VitqError) else _hint(exc)}"
 
 
 def guarded(page: Callable[[], None]) -> None:
@@ -88,6 +96,55 @@ def callback(fn: Callable[..., None]) -> Callable[..., None]:
             flash("error", error_text(exc))
 
     return wrapper
+
+
+@contextmanager
+def in_place(hint: str | None = None) -> Iterator[None]:
+    """Render an error of the block where the block is; the rest of the page is still drawn after it.
+
+    Args:
+        hint: what to do about a :class:`VitqError` of this block (default: the generic hint).
+    """
+    try:
+        yield
+    except Exception as exc:  # noqa: BLE001 - shown as a message, never a traceback
+        log.exception("explorer section failed")
+        st.error(error_text(exc, hint))
+
+
+def seconds_text(s: float) -> str:
+    """``s`` seconds for a person: ``42 s``, ``3 min 5 s``."""
+    s = max(float(s), 0.0)
+    return f"{s:.0f} s" if s < 90 else f"{int(s // 60)} min {int(s % 60)} s"
+
+
+@contextmanager
+def job_progress(label: str, min_interval_s: float = 0.25) -> Iterator[None]:
+    """An ``st.progress`` bar fed by every vitq loop inside the block, with the time left in the current step.
+
+    The library's loops (calibration, evaluation, sensitivity) report through
+    :mod:`vitq_plugins.core.progress`; the bar shows the step, its count and an estimate from the rate so far.
+    """
+    bar = st.progress(0.0, text=f"{label}: starting…")
+    last = [0.0]
+
+    def listener(t: vitq_progress.Tick) -> None:
+        now = time.perf_counter()
+        done = t.total is not None and t.n >= t.total
+        if not done and now - last[0] < min_interval_s:
+            return
+        last[0] = now
+        count = f"{t.n:,}/{t.total:,}" if t.total else f"{t.n:,}"
+        left = t.remaining_s
+        eta = f", about {seconds_text(left)} left in this step" if left is not None and not done else ""
+        bar.progress(
+            t.fraction or 0.0,
+            text=f"{label} · {t.desc}: {count} {t.unit} ({seconds_text(t.elapsed_s)}{eta})",
+        )
+
+    with vitq_progress.listening(listener):
+        yield
+    bar.empty()
 
 
 def flash(level: str, text: str) -> None:
@@ -146,7 +203,8 @@ def commit_edits() -> None:
 def current_config(fp: services.FPModel) -> QuantConfig:
     """The config the (edited) table describes."""
     df, defaults = table_state(fp)
-    return config_from_table(merge_edits(df, st.session_state.get(state.EDITOR)), defaults)
+    merged, _ = reject_bad_bits(merge_edits(df, st.session_state.get(state.EDITOR)), df)  # Layers names them
+    return config_from_table(merged, defaults)
 
 
 def load_config(cfg: QuantConfig, fp: services.FPModel) -> None:
@@ -202,13 +260,15 @@ def measure_sensitivity(fp: services.FPModel) -> Any:
     with st.status(
         f"Measuring sensitivity: {n_layers} layers x 2 knobs x {len(s.candidates)} candidates on "
         f"{s.sens_calib} images…",
-        expanded=False,
+        expanded=True,  # the progress bar is inside
     ) as box:
-        table = services.sensitivity(s, fp)
+        with job_progress("Sensitivity"):
+            table = services.sensitivity(s, fp)
         hit = table.meta.get("cache") == "hit"
         box.update(
             label=f"Sensitivity {'loaded from cache' if hit else 'measured'} ({n_layers} layers)",
             state="complete",
+            expanded=False,
         )
     st.session_state[state.SENSITIVITY][sensitivity_key(s, fp)] = table
     return table
@@ -220,10 +280,13 @@ def evaluate_with_status(
     """Evaluate one config through the pipeline inside an ``st.status`` box."""
     s = settings()
     n = s.n_eval or "all"
-    with st.status(f"Evaluating {label}: calibrate on {s.n_calib} images, evaluate on {n}…") as box:
-        rec, cached = services.evaluate(
-            s, fp, cfg, st.session_state[state.RESULTS], label=label, source=source
-        )
+    with st.status(
+        f"Evaluating {label}: calibrate on {s.n_calib} images, evaluate on {n}…", expanded=True
+    ) as box:
+        with job_progress(f"Evaluating {label}"):
+            rec, cached = services.evaluate(
+                s, fp, cfg, st.session_state[state.RESULTS], label=label, source=source
+            )
         res = rec["result"]
         box.update(
             label=(
@@ -231,6 +294,7 @@ def evaluate_with_status(
                 + (" (cached)" if cached else f", {res['calib_s'] + res['eval_s'] + res['fp_eval_s']:.1f} s")
             ),
             state="complete",
+            expanded=False,
         )
     return rec
 
@@ -238,13 +302,23 @@ def evaluate_with_status(
 def evaluate_many(fp: services.FPModel, configs: dict[str, QuantConfig], source: str) -> list[dict[str, Any]]:
     """Evaluate several configs with a progress bar; cached ones are skipped, so an interrupted run resumes."""
     bar = st.progress(0.0, text="Starting…")
+    start = time.perf_counter()
+    first: list[int] = []  # configs already cached when the sweep started (not part of the rate)
 
     def done(k: int, n: int) -> None:
-        bar.progress(k / max(n, 1), text=f"Evaluated {k}/{n} configs…")
+        if not first:
+            first.append(k)
+        ran = k - first[0]
+        eta = ""
+        if ran and k < n:
+            per = (time.perf_counter() - start) / ran
+            eta = f", about {seconds_text(per * (n - k))} left"
+        bar.progress(k / max(n, 1), text=f"Evaluated {k}/{n} configs{eta}…")
 
     results = st.session_state[state.RESULTS]
-    out = services.evaluate_many(settings(), fp, configs, results, source=source, on_done=done)
-    bar.progress(1.0, text=f"Evaluated {len(configs)} configs")
+    with job_progress(f"{len(configs)} configs"):
+        out = services.evaluate_many(settings(), fp, configs, results, source=source, on_done=done)
+    bar.progress(1.0, text=f"Evaluated {len(configs)} configs in {seconds_text(time.perf_counter() - start)}")
     return out
 
 
@@ -269,7 +343,7 @@ def calibrate(fp: services.FPModel) -> dict[str, services.LayerNormStats]:
     calib, _ = services.load_dataset(s.data, "calib", s.model, s.pretrained, s.arch)
     n = min(s.n_calib, len(calib), 256)
     loader = make_loader(calib, s.batch_size, n, s.seed, what="calibration images")
-    with st.status(f"Calibrating: LayerNorm input statistics on {n} images…") as box:
+    with st.status(f"Calibrating: LayerNorm input statistics on {n} images…", expanded=True) as box:
         bar = st.progress(0.0)
 
         def progress(f: float) -> None:

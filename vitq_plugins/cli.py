@@ -129,17 +129,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser, commands = _build_parser()
     # Work commands: give their module a parser of its own so it can add its arguments.
     if args_list and args_list[0] in commands:
+        from vitq_plugins.commands._output import configure
+        from vitq_plugins.commands._output import log_path
+        from vitq_plugins.commands._output import one_line
+
         name = args_list[0]
+        configure(verbose="--verbose" in args_list[1:])  # before the imports that warn
         mod = importlib.import_module(f"vitq_plugins.commands.{commands[name][0]}")
         sub = _Parser(prog=f"vitq {name}", description=commands[name][1])
         mod.add_arguments(sub)
         if not any(a.dest == "json" for a in sub._actions):
             sub.add_argument("--json", action="store_true", help="one JSON object on stdout")
+        sub.add_argument(
+            "--verbose",
+            action="store_true",
+            help=f"third-party warnings and log records on stderr (default: in {log_path()})",
+        )
         args = sub.parse_args(args_list[1:])
         try:
             code: int = mod.run(args)
         except VitqError as exc:
-            print(f"vitq {name}: error: {exc}", file=sys.stderr)
+            print(f"vitq {name}: error: {one_line(str(exc))}", file=sys.stderr)
             return 2
         except KeyboardInterrupt:
             print(f"vitq {name}: interrupted", file=sys.stderr)

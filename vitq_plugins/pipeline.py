@@ -23,6 +23,7 @@ import os
 from pathlib import Path
 import secrets
 import shutil
+import tempfile
 import time
 from typing import TYPE_CHECKING
 from typing import Any
@@ -32,6 +33,7 @@ from vitq_plugins.core.backend import EXPORT_FORMATS
 from vitq_plugins.core.backend import Backend
 from vitq_plugins.core.errors import ConfigError
 from vitq_plugins.core.errors import VitqError
+from vitq_plugins.core.progress import bar as progress_bar
 from vitq_plugins.core.specs import BACKENDS
 
 if TYPE_CHECKING:
@@ -176,6 +178,28 @@ def _check_out_dir(out_dir: Path | None, export: str) -> None:
         raise VitqError(
             f"output directory {str(out_dir)!r} already exists and is not empty; choose a new one"
         )
+    _check_writable(out_dir)
+
+
+def _check_writable(out_dir: Path) -> None:
+    """Fail before any work when ``out_dir`` could not be created or written (read-only filesystem, rights).
+
+    Probes the directory itself when it exists, else its nearest existing parent, with a real temporary file
+    (``os.access`` is not enough: a read-only mount or a full disk only shows on writing).
+    """
+    probe = out_dir
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    if not probe.is_dir():
+        raise VitqError(f"output directory {str(out_dir)!r}: {str(probe)!r} is a file, not a directory")
+    try:
+        with tempfile.TemporaryFile(dir=probe):
+            pass
+    except OSError as exc:
+        raise VitqError(
+            f"output directory {str(out_dir)!r} cannot be written ({exc.strerror or exc} in {str(probe)!r}); "
+            "pass --out a writable directory"
+        ) from None
 
 
 @contextmanager
@@ -385,13 +409,17 @@ def run_quantize(
     if out is None:
         return result
     with _staged_dir(out) as tmp:
-        if export == "int-onnx":
-            from vitq_plugins.intexec.backends import export_integer_onnx
-
-            written = export_integer_onnx(backend, qmodel, tmp / EXPORT_FILES[export], example, cfg.recipe)
-        elif export != "none":
-            written = Path(impl.export(qmodel, export, tmp / EXPORT_FILES[export], example))
         if export != "none":
+            with progress_bar(1, f"export {export}", "file", show=False) as step:
+                if export == "int-onnx":
+                    from vitq_plugins.intexec.backends import export_integer_onnx
+
+                    written = export_integer_onnx(
+                        backend, qmodel, tmp / EXPORT_FILES[export], example, cfg.recipe
+                    )
+                else:
+                    written = Path(impl.export(qmodel, export, tmp / EXPORT_FILES[export], example))
+                step.update(1)
             result["export_path"] = str(out / written.relative_to(tmp))
         _write_json(tmp / CONFIG_FILE, cfg.to_dict())
         _write_json(tmp / RESULTS_FILE, result)

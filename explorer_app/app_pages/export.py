@@ -88,12 +88,14 @@ def page() -> None:
     for col, fmt in zip(cols, formats, strict=True):
         with col:
             if st.button(f"Build {FORMATS[fmt]}", key=f"build_{fmt}"):
-                with st.status(f"Quantizing and exporting {FORMATS[fmt]}…") as box:
-                    data, result = services.export_model(s, fp, cfg, fmt)
+                with st.status(f"Quantizing and exporting {FORMATS[fmt]}…", expanded=True) as box:
+                    with ui.job_progress(f"Building {FORMATS[fmt]}"):
+                        data, result = services.export_model(s, fp, cfg, fmt)
                     exports[(key, fmt)] = data
                     box.update(
                         label=f"{FORMATS[fmt]}: {len(data) / 1e6:.2f} MB, top-1 {result['q_top1']:.2%}",
                         state="complete",
+                        expanded=False,
                     )
             data = exports.get((key, fmt))
             if data is not None:

@@ -2,19 +2,25 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import streamlit as st
 
+from explorer_app import charts
+from explorer_app import layer_error
 from explorer_app import services
 from explorer_app import state
 from explorer_app import ui
 from explorer_app.layer_table import EDITABLE
+from explorer_app.layer_table import MAX_BITS
+from explorer_app.layer_table import MIN_BITS
 from explorer_app.layer_table import add_sensitivity
 from explorer_app.layer_table import apply_bulk
 from explorer_app.layer_table import config_from_table
 from explorer_app.layer_table import config_summary
 from explorer_app.layer_table import effective_bits
-from explorer_app.layer_table import normalize
+from explorer_app.layer_table import reject_bad_bits
 from explorer_app.layer_table import sensitivity_columns
 from explorer_app.state import BIT_CHOICES
 from vitq_plugins.config import QuantConfig
@@ -26,6 +32,9 @@ BULK_A = "bulk_a"
 BULK_Q = "bulk_q"
 BULK_FLOAT = "bulk_float"
 UPLOAD = "config_upload"
+LAYER_ERRORS = "layer_errors"  # dict[config key, DataFrame fqn/rel_error/sqnr_db]
+ERROR_CHART = "layer_error_chart"
+BITS_HELP = f"a whole number in {MIN_BITS}..{MAX_BITS} (8, 6, 4 are the usual)"
 
 
 @ui.callback
@@ -94,6 +103,45 @@ def _load_upload(fp: services.FPModel) -> None:
             st.rerun()
 
 
+@ui.callback
+def _select_layer_from_chart() -> None:
+    """A click on a bar of the error chart puts that layer into the bulk edit (the table's editor by name)."""
+    fqn = charts.selected_label(st.session_state.get(ERROR_CHART))
+    if fqn:
+        st.session_state[BULK_REGEX] = re.escape(fqn)
+        ui.flash("info", f"{fqn} is in *Bulk edit by regex* above: set its bits there and apply.")
+
+
+def _layer_error_view(fp: services.FPModel, cfg: QuantConfig) -> None:
+    """Each quantized layer's output error against float for the current config; bars click into the table."""
+    s = ui.settings()
+    st.subheader("Per-layer error of this config")
+    key = services.eval_key(s, fp, cfg)
+    store = st.session_state.setdefault(LAYER_ERRORS, {})
+    n = min(64, s.n_calib)
+    if st.button(
+        "Measure per-layer error vs float",
+        key="measure_layer_error",
+        help=f"quantize and calibrate this config, then compare every layer's output with float on {n} images",
+    ):
+        with ui.in_place(), ui.job_progress("Per-layer error"):
+            store[key] = layer_error.layer_errors(s, fp, cfg, n_images=n)
+            st.rerun()  # the table gets its SQNR column
+    errors = store.get(key)
+    if errors is None:
+        st.caption(
+            "Measures each quantized layer's output against the FP model's on calibration images (like AIMET's "
+            "QuantAnalyzer, live for the table's config). A click on a bar selects the layer for editing."
+        )
+        return
+    st.plotly_chart(
+        charts.layer_error_figure(errors),
+        key=ERROR_CHART,
+        on_select=_select_layer_from_chart,
+        selection_mode="points",
+    )
+
+
 def page() -> None:
     st.title("Layers")
     fp = ui.current_fp()
@@ -108,36 +156,67 @@ def page() -> None:
         "follow the recipe and the default bits."
     )
     _bulk_edit(quantizers)
-    _load_upload(fp)
+    with ui.in_place(
+        "Fix the file named above, or pick another config JSON (this page: Load a config JSON)."
+    ):
+        # a bad file: the message here, the table and its buttons below as before
+        _load_upload(fp)
 
     shown = add_sensitivity(df, sens)
     sens_cols = [c for c in shown.columns if str(c).startswith("sens_")]
+    errors = st.session_state.setdefault(LAYER_ERRORS, {}).get(
+        services.eval_key(s, fp, ui.current_config(fp))
+    )
+    if errors is not None:  # the per-layer error of this very config, measured below
+        shown["sqnr_db"] = shown["fqn"].map(dict(zip(errors["fqn"], errors["sqnr_db"], strict=True)))
+    narrow = bool(sens_cols)  # with the KL columns: fixed narrow widths so all of them fit beside the edits
     col_cfg = {
-        "fqn": st.column_config.TextColumn("FQN", width="medium"),
+        # the FQN stays pinned on the left and wide enough for `blocks.11.attn.qkv`
+        "fqn": st.column_config.TextColumn("FQN", width=150 if narrow else "medium", pinned=True),
         "type": st.column_config.TextColumn("type", width="small"),
         "params": st.column_config.NumberColumn("params", format="localized"),
         "macs": st.column_config.NumberColumn("MACs", format="localized"),
-        "w_bits": st.column_config.SelectboxColumn("w_bits", options=list(BIT_CHOICES), required=True),
-        "a_bits": st.column_config.SelectboxColumn("a_bits", options=list(BIT_CHOICES), required=True),
-        "quantizer": st.column_config.SelectboxColumn("quantizer", options=quantizers, required=True),
-        "keep_float": st.column_config.CheckboxColumn("float"),
+        # number cells, not select boxes: typing 1 into a select box picked 16 (the first option containing it)
+        "w_bits": st.column_config.NumberColumn(
+            "w_bits", help=BITS_HELP, step=1, format="%d", required=True, width=60 if narrow else "small"
+        ),
+        "a_bits": st.column_config.NumberColumn(
+            "a_bits", help=BITS_HELP, step=1, format="%d", required=True, width=60 if narrow else "small"
+        ),
+        "quantizer": st.column_config.SelectboxColumn(
+            "quantizer", options=quantizers, required=True, width=95 if narrow else None
+        ),
+        "keep_float": st.column_config.CheckboxColumn("float", width=50 if narrow else None),
     }
     for c in sens_cols:
         col_cfg[c] = st.column_config.NumberColumn(
             f"KL {c[5:].upper()}",
             help=f"KL to FP when only this layer's {'weights' if c[5] == 'w' else 'input'} go to {c[6:]} bits",
-            format="%.2e",
+            format="%.1e",
+            width=70,
         )
+    # with sensitivity, type/params/MACs give way to the KL columns (the role is in the FQN; the totals are
+    # the metrics below the table)
+    col_cfg["sqnr_db"] = st.column_config.NumberColumn(
+        "SQNR dB",
+        help="this layer's output vs float on calibration images, in the current config (higher is better)",
+        format="%.1f",
+        width=70,
+    )
+    order = [c for c in shown.columns if not (narrow and c in ("type", "params", "macs"))]
     edited = st.data_editor(
         shown,
         key=state.EDITOR,
         column_config=col_cfg,
+        column_order=order,
         disabled=[c for c in shown.columns if c not in EDITABLE],
         num_rows="fixed",
         hide_index=True,
         height=min(38 + 35 * len(shown), 700),
     )
-    edited = normalize(edited[[c for c in df.columns]])
+    edited, refused = reject_bad_bits(edited[[c for c in df.columns]], df)
+    for msg in refused:
+        st.error(msg)
     st.session_state[state.LAYERS] = edited
     cfg = config_from_table(edited, defaults)
     cfg.validate(services.get_host(), fp.module_names)
@@ -184,6 +263,7 @@ def page() -> None:
             f"This config was evaluated ({rec['label']}): top-1 {res['q_top1']:.2%} vs FP {res['fp_top1']:.2%}, "
             f"agreement {res['agreement']:.2%}, {res['size_mb']:.3f} MB"
         )
+    _layer_error_view(fp, cfg)
     if sens is None:
         st.caption(
             f"Sensitivity columns ({', '.join(sensitivity_columns(s.candidates))}) appear once measured."

@@ -2,116 +2,105 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import streamlit as st
 
 from explorer_app import services
+from explorer_app import settings_form
 from explorer_app import state
 from explorer_app import ui
+from explorer_app.settings_form import OTHER
 from explorer_app.state import BIT_CHOICES
 from explorer_app.state import Settings
+from vitq_plugins.core.errors import VitqError
 
-OTHER = "other: timm name or checkpoint path…"
 CALIBRATE_BUTTON = "calibrate"
 LOAD_BUTTON = "load_model"
+UPLOAD = "form_upload"
 
 
-def _settings_form(s: Settings) -> Settings | None:
-    """The settings form; the new settings when *Apply* was pressed."""
+def _form(s: Settings) -> bool:
+    """The settings form, every widget under its one key (:mod:`explorer_app.settings_form`); Apply pressed."""
     host = services.get_host()
     models = host.models.list()
     datasets = host.datasets.list()
+    settings_form.seed(st.session_state, s, models, datasets)
+    k = settings_form.key
     with st.form("settings_form"):
         st.subheader("Model")
         c1, c2 = st.columns([2, 1])
-        pick = c1.selectbox(
+        c1.selectbox(
             "Model",
             [*models, OTHER],
-            index=models.index(s.model) if s.model in models else len(models),
+            key=k("pick"),
             help="Registered models; the bundled reference model vit_tiny_cifar10 is the default.",
         )
-        other = c1.text_input(
+        c1.text_input(
             "timm name or checkpoint path (when 'other' is picked)",
-            value="" if s.model in models else s.model,
+            key=k("other"),
             placeholder="vit_tiny_patch16_224 or /path/to/weights.safetensors",
         )
-        upload = c1.file_uploader(
+        c1.file_uploader(
             "…or upload a checkpoint (safetensors, or a torch state dict read with weights_only=True)",
             type=["safetensors", "pt", "pth", "bin", "ckpt"],
+            key=UPLOAD,
         )
-        arch = c2.text_input(
+        c2.text_input(
             "Architecture of a checkpoint",
-            value=s.arch or "",
+            key=k("arch"),
             help="Registered or timm name; empty: the reference architecture (vit_tiny_cifar10).",
         )
-        pretrained = c2.checkbox("Pretrained weights", value=s.pretrained, help="Untick for random weights.")
+        c2.checkbox("Pretrained weights", key=k("pretrained"), help="Untick for random weights.")
 
         st.subheader("Data")
         c1, c2, c3, c4 = st.columns(4)
-        data = c1.selectbox(
+        c1.selectbox(
             "Dataset",
             datasets,
-            index=datasets.index(s.data) if s.data in datasets else 0,
+            key=k("data"),
             help="cifar10_bundled ships with vitq: 512 calibration and 2,000 test images.",
         )
-        data_path = c1.text_input("…or a dataset path", value="" if s.data in datasets else s.data)
-        n_calib = c2.number_input("Calibration images", 1, 100_000, s.n_calib, step=64)
-        n_eval = c3.number_input("Evaluation images (0: all)", 0, 100_000, s.n_eval, step=100)
-        sens_calib = c4.number_input("Sensitivity images", 1, 100_000, s.sens_calib, step=32)
+        c1.text_input("…or a dataset path", key=k("data_path"))
+        c2.number_input("Calibration images", 1, 100_000, step=64, key=k("n_calib"))
+        c3.number_input("Evaluation images (0: all)", 0, 100_000, step=100, key=k("n_eval"))
+        c4.number_input("Sensitivity images", 1, 100_000, step=32, key=k("sens_calib"))
         c1, c2, c3 = st.columns(3)
-        seed = c1.number_input("Seed", 0, 2**31 - 1, s.seed)
-        batch_size = c2.number_input("Batch size", 1, 4096, s.batch_size)
-        candidates = c3.multiselect(
-            "Candidate bits (sensitivity, search)",
-            list(BIT_CHOICES),
-            default=[b for b in s.candidates if b in BIT_CHOICES],
-        )
+        c1.number_input("Seed", 0, 2**31 - 1, key=k("seed"))
+        c2.number_input("Batch size", 1, 4096, key=k("batch_size"))
+        c3.multiselect("Candidate bits (sensitivity, search)", list(BIT_CHOICES), key=k("candidates"))
 
         st.subheader("Backend and recipe")
         c1, c2, c3, c4, c5 = st.columns(5)
-        backends = host.backends.list()
-        recipes = host.recipes.list()
-        backend = c1.selectbox(
-            "Backend", backends, index=backends.index(s.backend) if s.backend in backends else 0
-        )
-        recipe = c2.selectbox("Recipe", recipes, index=recipes.index(s.recipe) if s.recipe in recipes else 0)
-        w_bits = c3.selectbox("Default weight bits", BIT_CHOICES, index=BIT_CHOICES.index(s.w_bits))
-        a_bits = c4.selectbox("Default activation bits", BIT_CHOICES, index=BIT_CHOICES.index(s.a_bits))
-        attn_bits = c5.selectbox("Attention-map bits", BIT_CHOICES, index=BIT_CHOICES.index(s.attn_bits))
-        submitted = st.form_submit_button("Apply", type="primary")
-    if not submitted:
-        return None
+        c1.selectbox("Backend", host.backends.list(), key=k("backend"))
+        c2.selectbox("Recipe", host.recipes.list(), key=k("recipe"))
+        c3.selectbox("Default weight bits", BIT_CHOICES, key=k("w_bits"))
+        c4.selectbox("Default activation bits", BIT_CHOICES, key=k("a_bits"))
+        c5.selectbox("Attention-map bits", BIT_CHOICES, key=k("attn_bits"))
+        return bool(st.form_submit_button("Apply", type="primary"))
+
+
+def _submitted(s: Settings) -> Settings:
+    """The new settings from the form; a new model is loaded first, so a bad one is never applied.
+
+    Raises:
+        VitqError: a field or a model that cannot be used; an uploaded file is named by its upload name.
+    """
+    upload = st.session_state.get(UPLOAD)
+    model = None
     if upload is not None:
         model = str(services.save_upload(upload.name, upload.getvalue()))
-    elif pick == OTHER:
-        model = other.strip()
-        if not model:
-            st.error("Type a timm model name or a checkpoint path, or pick a registered model.")
-            return None
-    else:
-        model = str(pick)
-    if not candidates:
-        st.error("Pick at least one candidate bit-width.")
-        return None
-    return replace(
-        s,
-        model=model,
-        pretrained=bool(pretrained),
-        arch=arch.strip() or None,
-        data=data_path.strip() or str(data),
-        n_calib=int(n_calib),
-        n_eval=int(n_eval),
-        sens_calib=int(sens_calib),
-        seed=int(seed),
-        batch_size=int(batch_size),
-        candidates=tuple(sorted({int(c) for c in candidates}, reverse=True)),
-        backend=str(backend),
-        recipe=str(recipe),
-        w_bits=int(w_bits),
-        a_bits=int(a_bits),
-        attn_bits=int(attn_bits),
-    )
+    new = settings_form.read(st.session_state, s, model)
+    if new.model_key != s.model_key:
+        try:
+            services.load_fp_model(new.model, new.pretrained, new.arch)
+        except VitqError as exc:
+            if model is None:
+                raise
+            msg = str(exc).replace(repr(model), repr(upload.name)).replace(model, upload.name)
+            msg = msg if upload.name in msg else f"uploaded file {upload.name!r}: {msg}"
+            raise VitqError(
+                f"{msg}. The previous model stays; remove the upload (its ×) to use the Model box instead"
+            ) from exc
+    return new
 
 
 def _model_card(fp: services.FPModel, s: Settings) -> None:
@@ -136,10 +125,16 @@ def page() -> None:
         "data are loaded once and shared (never quantized in place)."
     )
     s = ui.settings()
-    new = _settings_form(s)
+    new = None
+    if _form(s):
+        try:
+            new = _submitted(s)
+        except VitqError as exc:  # shown in place, under the form; the typed values stay in the form
+            st.error(ui.error_text(exc))
     if new is not None and new != s:
         old = s
         state.set_settings(st.session_state, new)
+        st.session_state[settings_form.SEEDED] = new  # the keys already hold it
         if old.model_key == new.model_key and (
             (old.recipe, old.w_bits, old.a_bits, old.attn_bits)
             != (new.recipe, new.w_bits, new.a_bits, new.attn_bits)
@@ -147,8 +142,8 @@ def page() -> None:
             ui.rebase_defaults(ui.current_fp(), new)
         st.success("Settings applied.")
         s = new
-    if new is not None:
-        st.session_state[state.MODEL_LOADED] = s.model_key
+    elif new is not None:
+        st.info("Nothing changed: the settings already hold these values.")
     loaded = st.session_state.get(state.MODEL_LOADED) == s.model_key
     if not loaded:
         st.info(

@@ -40,11 +40,23 @@ def _apply(which: str) -> None:
     ui.flash("success", f"{name} suggestion applied: the Layers table now holds it.")
 
 
-def _budget_range(table: Any, kind: str, s: Any) -> tuple[float, float]:
-    space = table.space("kl", base_a_bits=s.a_bits, attn_bits=s.attn_bits)
+def _budget_range(table: Any, kind: str, s: Any, tie: str, pins: list[str]) -> tuple[float, float]:
+    """(smallest, largest) reachable cost with these pins and ties: what the search itself will check."""
+    space = table.space("kl", tie=tie, pins=pins, base_a_bits=s.a_bits, attn_bits=s.attn_bits)
     hi = space.costs(space.all_high())[kind]
     lo = space.smallest(kind)
     return float(lo), float(hi)
+
+
+def _budget_problem(value: float, lo: float, hi: float, kind: str, n_pins: int) -> str | None:
+    """Why ``value`` cannot be searched (``None``: it can)."""
+    if value < lo * (1 - 1e-9):
+        pinned = f" with the {n_pins} pinned layer(s) kept at the highest candidate" if n_pins else ""
+        return (
+            f"Budget {value:.6g} ({KIND_LABELS[kind]}) is below the smallest reachable {lo:.6g}{pinned}. "
+            f"**What to do:** type at least {lo:.6g} here, or unpin layers above (this page)."
+        )
+    return None
 
 
 def page() -> None:
@@ -67,21 +79,6 @@ def page() -> None:
             st.rerun()
         return
 
-    c1, c2, c3 = st.columns([1.2, 1.5, 1])
-    kind = c1.selectbox("Budget", list(KIND_LABELS), format_func=KIND_LABELS.__getitem__, key=BUDGET_KIND)
-    lo, hi = _budget_range(table, kind, s)
-    default = lo + 0.5 * (hi - lo)
-    if st.session_state.get("budget_for") != (kind, lo, hi):
-        st.session_state[BUDGET_VALUE] = float(default)
-        st.session_state["budget_for"] = (kind, lo, hi)
-    value = c2.number_input(
-        f"Budget ({KIND_LABELS[kind]}); reachable {lo:.4g} … {hi:.4g}",
-        min_value=float(lo),
-        max_value=float(hi),
-        key=BUDGET_VALUE,
-        format="%.6g",
-    )
-    method = c3.radio("Chosen method", ["greedy", "ilp"], horizontal=True, key=METHOD)
     c1, c2, c3 = st.columns([1, 2, 1])
     tie = c1.selectbox(
         "Tie layers", ["none", "attn", "block"], key=TIE, help="attn: qkv with proj; block: whole blocks"
@@ -93,13 +90,40 @@ def page() -> None:
         key=PINS,
     )
     metric = c3.selectbox("Metric", ["kl", "agreement", "mse"], key=METRIC)
-    if st.button("Run search", key="run_search", type="primary"):
+
+    c1, c2, c3 = st.columns([1.2, 1.5, 1])
+    kind = c1.selectbox("Budget", list(KIND_LABELS), format_func=KIND_LABELS.__getitem__, key=BUDGET_KIND)
+    lo, hi = _budget_range(table, kind, s, str(tie), list(pins))
+    if st.session_state.get("budget_for") != kind or BUDGET_VALUE not in st.session_state:
+        st.session_state[BUDGET_VALUE] = float(lo + 0.5 * (hi - lo))  # a new kind: start mid-range
+        st.session_state["budget_for"] = kind
+    # no min/max on the widget: a value outside them was shown in red but never committed, so the search
+    # silently used the previous one; the value typed is the value searched, checked below
+    value = float(
+        c2.number_input(
+            f"Budget ({KIND_LABELS[kind]}); reachable {lo:.4g} … {hi:.4g}",
+            key=BUDGET_VALUE,
+            format="%.6g",
+            help="Reachable: every searchable layer at the lowest candidate (pinned layers kept) up to "
+            "every layer at the highest.",
+        )
+    )
+    method = c3.radio("Chosen method", ["greedy", "ilp"], horizontal=True, key=METHOD)
+    problem = _budget_problem(value, lo, hi, kind, len(pins))
+    if problem:
+        st.error(problem)
+    elif value > hi:
+        st.info(
+            f"Budget {value:.6g} is above every layer at the highest candidate ({hi:.6g}): nothing to lower."
+        )
+    if st.button("Run search", key="run_search", type="primary", disabled=problem is not None):
         from vitq_plugins.search import Budget
 
-        with st.spinner("Greedy sweep and ILP…"):
+        hint = "Change the budget, the pins or the ties above on this page (Suggestions) and run again."
+        with ui.in_place(hint), st.spinner(f"Greedy sweep and ILP under {KIND_LABELS[kind]} ≤ {value:.6g}…"):
             result = services.search(
                 table,
-                Budget(kind, float(value)),
+                Budget(kind, value),
                 method=str(method),
                 metric=str(metric),
                 tie=str(tie),
@@ -107,13 +131,14 @@ def page() -> None:
                 base_a_bits=s.a_bits,
                 attn_bits=s.attn_bits,
             )
-        st.session_state[state.SEARCH] = {
-            "result": result,
-            "recipe": s.recipe,
-            "base_a_bits": s.a_bits,
-            "attn_bits": s.attn_bits,
-            "kind": kind,
-        }
+            st.session_state[state.SEARCH] = {
+                "result": result,
+                "recipe": s.recipe,
+                "base_a_bits": s.a_bits,
+                "attn_bits": s.attn_bits,
+                "kind": kind,
+                "budget": value,
+            }
 
     run = st.session_state.get(state.SEARCH)
     if not run:
@@ -133,6 +158,7 @@ def page() -> None:
                 "chosen": name.lower() == result.method,
             }
         )
+    st.caption(f"Last search: {KIND_LABELS[run['kind']]} ≤ {run.get('budget', result.budgets[0].value):.6g}.")
     st.dataframe(pd.DataFrame(rows), hide_index=True)
     diff = result.comparison.get("differences", [])
     st.caption(

@@ -6,6 +6,8 @@ import numpy as np
 import streamlit as st
 
 from explorer_app import charts
+from explorer_app import compare
+from explorer_app import latency
 from explorer_app import services
 from explorer_app import state
 from explorer_app import ui
@@ -73,11 +75,15 @@ def _tradeoff(fp: services.FPModel, s: Settings) -> None:
     from vitq_plugins.evaluation.bops import bops
     from vitq_plugins.evaluation.size import weight_size_mb
 
+    cur_lat = (results.get(cur_key) or {}).get("latency") or {}
     cur_x = {
         "size_mb": weight_size_mb(fp.module, cfg),
         "bops": float(bops(fp.macs, bits_by_layer(fp.macs, cfg))),
         "avg_bits": cost.cost("avg_bits", np.array(w), np.array(a)),
+        "latency_ms": cur_lat.get("ms"),  # measured or nothing: latency is never estimated
     }[x]
+    if x == "latency_ms" and len(points) and points["latency_ms"].isna().all():
+        st.info("No latency measured yet: pick a config below and press *Measure latency (QCDQ, ORT)*.")
     fp_top1 = float(points["fp_top1"].iloc[0]) if len(points) else None
     fig = charts.tradeoff_figure(points, x, fp_top1=fp_top1, current_key=cur_key, current_x=cur_x)
     event = st.plotly_chart(fig, key=CHART, on_select="rerun", selection_mode="points")
@@ -95,6 +101,51 @@ def _tradeoff(fp: services.FPModel, s: Settings) -> None:
             label_visibility="collapsed",
         )
         c2.button("Load", key="load_pick", on_click=_load_picked)
+        _latency(fp, s)
+        _compare(fp, list(points["key"]))
+
+
+def _latency(fp: services.FPModel, s: Settings) -> None:
+    """Measure the picked config's QCDQ export in ONNX Runtime (then it shows on the latency axis)."""
+    key = st.session_state.get(PICK)
+    rec = st.session_state[state.RESULTS].get(key) if key else None
+    if rec is None:
+        return
+    measured = (rec.get("latency") or {}).get("ms")
+    c1, c2 = st.columns([1.3, 3])
+    label = "Re-measure latency" if measured is not None else "Measure latency (QCDQ, ORT)"
+    if c1.button(label, key="measure_latency", help="export the picked config as QCDQ ONNX and time it"):
+        with ui.in_place(), ui.job_progress(f"Latency of {rec['label']}"):
+            lat = latency.measure_latency(s, fp, rec)
+            measured = lat["ms"]
+    if measured is not None:
+        lat = rec["latency"]
+        c2.caption(
+            f"{rec['label']}: {measured:.2f} ms/image ({lat['runtime']}, {lat['threads']} threads, "
+            f"median of {lat['runs']}); pick the x axis *measured latency* to plot it."
+        )
+
+
+def _compare(fp: services.FPModel, keys: list[str]) -> None:
+    """Two evaluated configs side by side."""
+    results = st.session_state[state.RESULTS]
+    with st.expander("Compare two configs", expanded=False):
+        if len(keys) < 2:
+            st.caption("Evaluate at least two configs to compare them.")
+            return
+        c1, c2 = st.columns(2)
+        fmt = lambda k: f"{results[k]['label']}: {results[k]['result']['q_top1']:.2%}"  # noqa: E731
+        a = c1.selectbox("A", keys, index=0, format_func=fmt, key="compare_a")
+        b = c2.selectbox("B", keys, index=1, format_func=fmt, key="compare_b")
+        st.dataframe(compare.metric_table(results[a], results[b]), hide_index=True)
+        diff = compare.layer_differences(results[a], results[b], [ly.fqn for ly in fp.layers])
+        if len(diff):
+            st.caption(f"{len(diff)} layer(s) quantized differently:")
+            st.dataframe(diff, hide_index=True)
+        else:
+            st.caption(
+                "Both quantize every layer the same way (the defaults or options differ, if anything)."
+            )
 
 
 def _sensitivity(fp: services.FPModel) -> None:

@@ -190,6 +190,72 @@ class Browser:
         self.wait_for("!!" + find, timeout, f"the sidebar link {title!r}")
         self.js(f"{find}.click()")
 
+    def type_into(self, label: str, text: str, timeout: float = 60.0) -> None:
+        """Replace the text of the input whose accessible label is ``label`` with ``text``, as a person does.
+
+        Focus, select all, type (``Input.insertText``), then Tab out so Streamlit commits the value.
+        """
+        find = f"document.querySelector('input[aria-label={json.dumps(label)}]')"
+        self.wait_for("!!" + find, timeout, f"an input labelled {label!r}")
+        self.js(f"{find}.focus(); {find}.select()")
+        self.call("Input.insertText", text=text)
+        time.sleep(0.2)
+        for kind in ("keyDown", "keyUp"):
+            self.call("Input.dispatchKeyEvent", type=kind, key="Tab", code="Tab", windowsVirtualKeyCode=9)
+        time.sleep(0.3)
+
+    def input_value(self, label: str) -> str:
+        """The current text of the input labelled ``label``."""
+        return str(self.js(f"document.querySelector('input[aria-label={json.dumps(label)}]').value"))
+
+    def upload_file(self, path: Path, index: int = 0, timeout: float = 60.0) -> None:
+        """Put ``path`` into the ``index``-th file input of the page (what a drop or a file dialog does) and
+        wait until Streamlit lists it as uploaded (a file chip without a spinner)."""
+        self.wait_for(f"document.querySelectorAll('input[type=file]').length > {index}", 60, "a file input")
+        ref = self.call(
+            "Runtime.evaluate", expression=f"document.querySelectorAll('input[type=file]')[{index}]"
+        )["result"]
+        if "objectId" not in ref:
+            raise LookupError(f"no file input #{index}")
+        self.call("DOM.setFileInputFiles", files=[str(path)], objectId=ref["objectId"])
+        chips = "document.querySelectorAll('[data-testid=\"stFileChipName\"]').length"
+        self.wait_for(
+            f"{chips} > 0 && !document.querySelector('[data-testid=\"stFileChipIconSpinner\"]')",
+            timeout,
+            f"the upload of {path.name}",
+        )
+
+    def record_progress(self) -> None:
+        """From now on, keep every text any ``st.progress`` bar shows (``progress_seen`` returns them).
+
+        A MutationObserver, so a bar that comes and goes between two polls is still seen.
+        """
+        self.js(
+            "window.__vitqProgress = []; new MutationObserver(() => document.querySelectorAll("
+            "'[data-testid=\"stProgress\"]').forEach(e => { const t = e.innerText;"
+            " if (t && window.__vitqProgress.at(-1) !== t) window.__vitqProgress.push(t); }))"
+            ".observe(document.body, {subtree: true, childList: true, characterData: true}); true"
+        )
+
+    def progress_seen(self) -> list[str]:
+        """The progress texts seen since :meth:`record_progress`."""
+        return [str(t) for t in self.js("window.__vitqProgress || []") or []]
+
+    def text(self) -> str:
+        """The page's visible text."""
+        return str(self.js("document.body.innerText"))
+
+    def alerts(self, kind: str) -> list[str]:
+        """Texts of Streamlit's ``st.error``/``st.success``/``st.info``/``st.warning`` boxes (``kind``)."""
+        found = self.js(
+            '[...document.querySelectorAll(\'[data-testid="stAlertContentError"],'
+            '[data-testid="stAlertContentSuccess"],[data-testid="stAlertContentInfo"],'
+            '[data-testid="stAlertContentWarning"]\')].filter(e => e.dataset.testid.endsWith('
+            + json.dumps(kind.capitalize())
+            + ")).map(e => e.innerText)"
+        )
+        return [str(t) for t in found or []]
+
     def click_plot_point(self, label: str) -> None:
         """Click, with real mouse events, the chart marker under the text label ``label`` (a plotly point)."""
         where = self.js(

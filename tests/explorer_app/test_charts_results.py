@@ -5,7 +5,9 @@ import io
 
 import pytest
 
+from explorer_app.charts import log_axis
 from explorer_app.charts import pareto_front
+from explorer_app.charts import percent_axis
 from explorer_app.charts import selected_key
 from explorer_app.charts import tradeoff_figure
 from explorer_app.results import CSV_COLUMNS
@@ -84,3 +86,30 @@ def test_results_csv_has_provenance_columns() -> None:
     assert rows[0]["seed"] == "0"
     assert rows[0]["data_eval"] == "cifar10_bundled[test]"
     assert QuantConfig.from_json(rows[1]["config_json"]).w_bits == 4
+
+
+def test_percent_axis_from_the_data() -> None:
+    assert percent_axis([]) == {"range": [0.0, 1.0], "tickformat": ".0%"}  # not -100..400 %
+    ax = percent_axis([0.545, 0.552, 0.571])  # a 2.6-point span: half-point ticks need one decimal
+    assert ax["tickformat"] == ".1%"
+    assert ax["range"][0] < 0.545 and ax["range"][1] > 0.571 and ax["range"][1] - ax["range"][0] < 0.05
+    assert percent_axis([0.2, 0.84])["tickformat"] == ".0%"
+    assert percent_axis([0.8426, 0.8431])["tickformat"] == ".2%"
+    assert 0.0 <= percent_axis([0.0, 1.0])["range"][0] and percent_axis([0.0, 1.0])["range"][1] <= 1.0
+
+
+def test_log_axis_labels_at_most_a_few_decades() -> None:
+    ax = log_axis([3e-12, 1e-9, 4e-3])
+    assert ax["type"] == "log" and ax["range"] == [-12.0, -2.0]
+    assert (ax["range"][1] - ax["range"][0]) / ax["dtick"] <= 8
+    assert log_axis([0.0, -1.0]) == {"type": "log"}
+    assert log_axis([5.0])["range"] == [0.0, 1.0]
+
+
+def test_empty_tradeoff_chart_has_sane_axes() -> None:
+    import pandas as pd
+
+    fig = tradeoff_figure(pd.DataFrame(), "size_mb", current_x=0.45)
+    assert tuple(fig.layout.yaxis.range) == (0.0, 1.0)
+    lo, hi = fig.layout.xaxis.range
+    assert 0.3 < lo < 0.45 < hi < 0.6

@@ -100,3 +100,32 @@ def test_merge_edits_rejects_rows_outside_the_table() -> None:
 def test_config_summary_counts_overrides() -> None:
     cfg = QuantConfig("fqvit", 8, 8, 4, {"a": LayerOverride(w_bits=4), "b": LayerOverride(w_bits=4)})
     assert config_summary(cfg) == "fqvit W8A8 attn4; 2 overrides: 2x W4"
+
+
+def test_bad_bits_are_refused_and_named() -> None:
+    import pandas as pd
+
+    from explorer_app.layer_table import reject_bad_bits
+
+    prev = pd.DataFrame(
+        {
+            "fqn": ["a", "b"],
+            "w_bits": [8, 8],
+            "a_bits": [8, 8],
+            "quantizer": ["minmax"] * 2,
+            "keep_float": [False] * 2,
+        }
+    )
+    edited = prev.copy()
+    edited.loc[0, "w_bits"] = 1
+    edited.loc[1, "a_bits"] = 17
+    out, msgs = reject_bad_bits(edited, prev)
+    assert list(out["w_bits"]) == [8, 8] and list(out["a_bits"]) == [8, 8]
+    assert msgs == [
+        "a: w_bits=1 is invalid: a bit-width is a whole number in 2..16; kept 8",
+        "b: a_bits=17 is invalid: a bit-width is a whole number in 2..16; kept 8",
+    ]
+    edited.loc[0, "w_bits"] = 4
+    edited.loc[1, "a_bits"] = 16
+    out, msgs = reject_bad_bits(edited, prev)
+    assert msgs == [] and list(out["w_bits"]) == [4, 8] and list(out["a_bits"]) == [8, 16]

@@ -8,15 +8,16 @@ Activation quantizers observe the float activations of every batch (streaming ob
 from __future__ import annotations
 
 from collections.abc import Iterable
-import sys
 import time
+from typing import Any
 
 from brevitas.graph.calibrate import calibration_mode
 import torch
 from torch import nn
-from tqdm import tqdm
 
 from vitq_plugins.core.errors import VitqError
+from vitq_plugins.core.progress import track
+from vitq_plugins.data.finite import require_finite
 
 __all__ = ["calibrate"]
 
@@ -41,8 +42,10 @@ def calibrate(
     t0 = time.perf_counter()
     qmodel.eval()
     with torch.no_grad(), calibration_mode(qmodel):
-        for batch in tqdm(batches, desc="calibrate", unit="batch", file=sys.stderr, disable=not progress):
+        items: Iterable[Any] = batches  # tensors or (images, labels) tuples
+        for batch in track(items, "calibrate", "batch", show=progress):
             x = batch[0] if isinstance(batch, tuple | list) else batch
+            require_finite(x, f"calibration batch {n_batches}")
             qmodel(x)
             n_batches += 1
             n_images += int(x.shape[0])

@@ -44,11 +44,20 @@ TABLE_KEYS = (
 )
 
 
+#: the bit-widths the built-in quantizers accept (a quantizer may narrow them; the config check names it)
+MIN_BITS, MAX_BITS = 2, 16
+
+
 def _bits(text: str) -> int:
     try:
-        return int(text)
+        bits = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"bits must be a whole number in 1..32, got {text!r}") from None
+        bits = None
+    if bits is None or not MIN_BITS <= bits <= MAX_BITS:
+        raise argparse.ArgumentTypeError(
+            f"bits must be a whole number in {MIN_BITS}..{MAX_BITS}, got {text!r}"
+        ) from None
+    return bits
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

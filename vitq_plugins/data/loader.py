@@ -17,6 +17,7 @@ import torch
 
 from vitq_plugins.core.errors import VitqError
 from vitq_plugins.data.dataset import dataset_labels
+from vitq_plugins.data.finite import require_finite
 from vitq_plugins.data.sampling import check_count
 from vitq_plugins.data.sampling import random_indices
 from vitq_plugins.data.sampling import stratified_indices
@@ -28,6 +29,18 @@ def describe(dataset: Any) -> str:
     """A one-line name for ``dataset`` (its ``name``, its ``root``, or its type)."""
     name = getattr(dataset, "name", None) or getattr(dataset, "root", None)
     return repr(str(name)) if name else type(dataset).__name__
+
+
+def _file_of(dataset: Any, i: int) -> str:
+    """The file behind item ``i`` of an ImageFolder-like dataset (``samples``/``imgs``), else ``item i``."""
+    for attr in ("samples", "imgs"):
+        items = getattr(dataset, attr, None)
+        if items is not None:
+            try:
+                return repr(str(items[i][0]))
+            except (IndexError, TypeError, KeyError):
+                break
+    return f"item {i}"
 
 
 class BatchLoader:
@@ -60,9 +73,11 @@ class BatchLoader:
             chunk = self.indices[start : start + self.batch_size]
             if get_batch is not None:
                 x, y = get_batch(chunk)
-                yield x, torch.as_tensor(y, dtype=torch.int64)
+                y = torch.as_tensor(y, dtype=torch.int64)
             else:
-                yield self._collate(chunk)
+                x, y = self._collate(chunk)
+            require_finite(x, f"images {start}..{start + len(chunk) - 1} of {describe(self.dataset)}")
+            yield x, y
 
     def _collate(self, chunk: npt.NDArray[np.int64]) -> tuple[torch.Tensor, torch.Tensor]:
         xs: list[torch.Tensor] = []
@@ -71,7 +86,10 @@ class BatchLoader:
             try:
                 x, y = self.dataset[i]
             except (OSError, ValueError) as exc:  # PIL's UnidentifiedImageError is an OSError
-                raise VitqError(f"cannot load image {i} of {describe(self.dataset)}: {exc}") from None
+                raise VitqError(
+                    f"cannot load image {i} ({_file_of(self.dataset, i)}) of {describe(self.dataset)}: {exc}; "
+                    "remove or convert that file"
+                ) from None
             xs.append(torch.as_tensor(x))
             ys.append(int(y))
         shapes = {tuple(x.shape) for x in xs}

@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from dataclasses import field
-import sys
 import time
 from typing import Any
 
@@ -103,7 +102,7 @@ def evaluate(
     Raises:
         VitqError: an empty loader, or ``fp_logits`` that do not match the loader's images.
     """
-    from tqdm import tqdm
+    from vitq_plugins.core.progress import bar as progress_bar
 
     total = getattr(loader, "num_images", None)
     if fp_logits is not None and total is not None and fp_logits.shape[0] != total:
@@ -116,7 +115,7 @@ def evaluate(
     start = time.perf_counter()
     with (
         torch.no_grad(),
-        tqdm(total=total, desc=desc, unit="img", disable=not progress, file=sys.stderr) as bar,
+        progress_bar(total, desc, "img", show=progress) as bar,
     ):
         for x, y in loader:
             logits = model_logits(model, x)

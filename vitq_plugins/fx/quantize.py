@@ -23,7 +23,6 @@ import copy
 from dataclasses import dataclass
 from dataclasses import field
 import operator
-import sys
 from typing import Any
 
 import torch
@@ -564,12 +563,14 @@ def prepare(
 @torch.no_grad()
 def calibrate(model: nn.Module, batches: Iterable[torch.Tensor], *, progress: bool = True) -> int:
     """One calibration pass (tqdm on stderr); returns the number of images seen."""
-    from tqdm import tqdm
+    from vitq_plugins.core.progress import track
+    from vitq_plugins.data.finite import require_finite
 
     n = 0
     model.eval()
     set_fake_quant(model, False)
-    for x in tqdm(batches, desc="fx calibrate", unit="batch", file=sys.stderr, disable=not progress):
+    for x in track(batches, "fx calibrate", "batch", show=progress):
+        require_finite(x, f"calibration batch after {n} images")
         model(x)
         n += int(x.shape[0])
     if n == 0:

@@ -4,11 +4,33 @@ arbitrary objects). Errors name the file and say what is wrong."""
 from __future__ import annotations
 
 from pathlib import Path
+import re
 from typing import Any
 
 from vitq_plugins.core.errors import VitqError
 
-__all__ = ["read_state_dict", "load_weights_into"]
+__all__ = ["read_state_dict", "load_weights_into", "strip_ansi"]
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+
+def strip_ansi(text: str) -> str:
+    """``text`` without terminal escape codes (torch puts bold markers into some messages)."""
+    return _ANSI.sub("", text)
+
+
+def _torch_reason(exc: BaseException) -> str:
+    """What ``torch.load(weights_only=True)`` refused, without its advice to re-run with ``weights_only=False``.
+
+    That advice is wrong for an untrusted file (it runs arbitrary code); the line naming the refused global
+    is the useful part of the message.
+    """
+    lines = [ln.strip() for ln in strip_ansi(str(exc)).splitlines() if ln.strip()]
+    for ln in lines:
+        if ln.startswith("WeightsUnpickler error:"):
+            return ln.split(". Please use", 1)[0].rstrip(".")
+    first = lines[0].split(". ", 1)[0].rstrip(".") if lines else ""
+    return f"{type(exc).__name__}: {first}" if first else type(exc).__name__
 
 
 def read_state_dict(path: str | Path) -> dict[str, Any]:
@@ -34,8 +56,11 @@ def read_state_dict(path: str | Path) -> dict[str, Any]:
             sd = torch.load(str(p), map_location="cpu", weights_only=True)
         except Exception as exc:  # noqa: BLE001 - pickle/zip errors on corrupt or unsafe files
             raise VitqError(
-                f"checkpoint {str(p)!r} could not be loaded with weights_only=True ({type(exc).__name__}: "
-                f"{str(exc).splitlines()[0] if str(exc) else ''}); use a safetensors file or a plain state_dict"
+                f"checkpoint {str(p)!r} could not be loaded with weights_only=True ({_torch_reason(exc)}); "
+                "vitq never unpickles code. If you trust the file, convert it once to safetensors where "
+                'unpickling is safe: python -c "import torch; from safetensors.torch import save_file; '
+                f"save_file(torch.load('{p.name}', weights_only=False), '{p.stem}.safetensors')\" "
+                "(a plain dict of tensors), then pass the .safetensors file"
             ) from None
         if isinstance(sd, dict):
             for key in ("state_dict", "model", "model_state_dict"):

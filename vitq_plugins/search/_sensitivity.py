@@ -283,10 +283,11 @@ def _measure_chunk(shared: _Shared, task: tuple[tuple[int, ...], bool]) -> dict[
         n_img = 0
         n_out = 0
         bar: Any = None
-        if progress:
-            from tqdm import tqdm
+        from vitq_plugins.core.progress import bar as progress_bar
 
-            bar = tqdm(total=len(data) * n_l * 2 * len(measured), desc="sensitivity", unit="run", leave=False)
+        bar = progress_bar(
+            len(data) * n_l * 2 * len(measured), "sensitivity", "run", show=progress, leave=False
+        )
 
         def energy_hook(i: int) -> Any:
             def hook(m: Any, inp: tuple[Any, ...]) -> None:
