@@ -29,6 +29,8 @@ def test_one_line_strips_escapes_and_breaks() -> None:
 def restore_logging() -> object:
     root = logging.getLogger()
     handlers, level = list(root.handlers), root.level
+    # an earlier CLI test in this process left warnings captured; capturing again would keep pytest's recorder
+    logging.captureWarnings(False)
     with warnings.catch_warnings():
         yield None
     for h in list(root.handlers):
