@@ -284,16 +284,26 @@ def evaluate(
         VitqError: a config that does not fit the model, bad data sizes, a failing backend.
     """
 
-    key = eval_key(settings, fp, cfg)
-    if key in results:
-        return dict(results[key]), True
-    cached = _read_record(_record_path(key))
+    key, cached = _cached(settings, fp, cfg, results)
     if cached is not None:
-        results[key] = cached
-        return dict(cached), True
+        return cached, True
     with HEAVY_LOCK:
         result = _run_quantize(settings, fp, cfg)
     return _store(settings, fp, cfg, result, results, key=key, label=label, source=source), False
+
+
+def _cached(
+    settings: Settings, fp: FPModel, cfg: QuantConfig, results: MutableMapping[str, Any]
+) -> tuple[str, dict[str, Any] | None]:
+    """``cfg``'s evaluation key and a copy of its record from the session or the disk cache (``None``: not
+    evaluated yet); a record read from disk is kept in ``results``."""
+    key = eval_key(settings, fp, cfg)
+    record = results.get(key)
+    if record is None:
+        record = _read_record(_record_path(key))
+        if record is not None:
+            results[key] = record
+    return key, None if record is None else dict(record)
 
 
 def _store(
@@ -350,11 +360,9 @@ def evaluate_many(
     records: dict[str, dict[str, Any]] = {}
     todo: dict[str, tuple[str, QuantConfig]] = {}
     for label, cfg in configs.items():
-        key = eval_key(settings, fp, cfg)
-        cached = results.get(key) or _read_record(_record_path(key))
+        key, cached = _cached(settings, fp, cfg, results)
         if cached is not None:
-            results[key] = cached
-            records[label] = dict(cached)
+            records[label] = cached
         else:
             todo[label] = (key, cfg)
     if on_done is not None:

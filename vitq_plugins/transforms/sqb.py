@@ -12,6 +12,7 @@ Statistics are collected in **one** streaming pass with forward hooks (per-chann
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from collections.abc import Iterable
 from typing import Any
 
@@ -98,24 +99,9 @@ def apply_sqb(
         raise VitqError(f"options['sqb_alpha_search']={alpha_search!r} is invalid: true or false")
     pairs = ln_linear_pairs(model)
     observers = {fqn: MinMaxObserver(per_channel_axis=-1) for fqn, _, _ in pairs}
-    hooks = []
-    for fqn, ln, _ in pairs:
-        obs = observers[fqn]
-
-        def hook(_m: nn.Module, _inp: Any, out: torch.Tensor, obs: MinMaxObserver = obs) -> None:
-            obs.update(out.detach().reshape(-1, out.shape[-1]))
-
-        hooks.append(ln.register_forward_hook(hook))
     was_training = model.training
     model.eval()
-    n = 0
-    try:
-        for batch in calib_batches:
-            model(batch[0] if isinstance(batch, tuple | list) else batch)
-            n += 1
-    finally:
-        for h in hooks:
-            h.remove()
+    n = _stream_ln_outputs(model, calib_batches, pairs, lambda fqn, _lin, rows: observers[fqn].update(rows))
     if n == 0:
         raise VitqError("SQ-b needs at least one calibration batch; calib_batches was empty")
     alphas = {fqn: float(alpha) for fqn, _, _ in pairs}
@@ -139,14 +125,33 @@ def _search_alphas(
 ) -> dict[str, float]:
     """Second pass: accumulate each pair's error per candidate alpha (streaming), return the argmin per pair."""
     errors = {fqn: torch.zeros(len(ALPHA_GRID), dtype=torch.float64) for fqn, _, _ in pairs}
+
+    def accumulate(fqn: str, lin: nn.Linear, rows: torch.Tensor) -> None:
+        rows = rows[:: max(1, rows.shape[0] // _SEARCH_ROWS)]
+        obs = observers[fqn]
+        errors[fqn] += sqb_alpha_errors(rows, obs.min, obs.max, lin.weight, ALPHA_GRID, a_bits, w_bits)
+
+    n = _stream_ln_outputs(model, calib_batches, pairs, accumulate)
+    if n == 0:
+        raise VitqError(
+            "the SQ-b alpha search reads the calibration batches twice: pass a list or a re-iterable"
+        )
+    return {fqn: ALPHA_GRID[int(torch.argmin(err))] for fqn, err in errors.items()}
+
+
+def _stream_ln_outputs(
+    model: nn.Module,
+    calib_batches: Iterable[Any],
+    pairs: list[tuple[str, nn.LayerNorm, nn.Linear]],
+    fn: Callable[[str, nn.Linear, torch.Tensor], None],
+) -> int:
+    """One pass over ``calib_batches`` calling ``fn(ln_fqn, linear, rows)`` with each LayerNorm's output as
+    ``(tokens, channels)`` rows (forward hooks, removed afterwards); returns the number of batches."""
     hooks = []
     for fqn, ln, lin in pairs:
 
         def hook(_m: nn.Module, _inp: Any, out: torch.Tensor, fqn: str = fqn, lin: nn.Linear = lin) -> None:
-            rows = out.detach().reshape(-1, out.shape[-1])
-            rows = rows[:: max(1, rows.shape[0] // _SEARCH_ROWS)]
-            obs = observers[fqn]
-            errors[fqn] += sqb_alpha_errors(rows, obs.min, obs.max, lin.weight, ALPHA_GRID, a_bits, w_bits)
+            fn(fqn, lin, out.detach().reshape(-1, out.shape[-1]))
 
         hooks.append(ln.register_forward_hook(hook))
     n = 0
@@ -157,8 +162,4 @@ def _search_alphas(
     finally:
         for h in hooks:
             h.remove()
-    if n == 0:
-        raise VitqError(
-            "the SQ-b alpha search reads the calibration batches twice: pass a list or a re-iterable"
-        )
-    return {fqn: ALPHA_GRID[int(torch.argmin(err))] for fqn, err in errors.items()}
+    return n
