@@ -11,6 +11,8 @@ Times, on the app's defaults (``vit_tiny_cifar10``, all 2,000 bundled test image
 * **Calibrate** (LayerNorm input statistics, up to 256 calibration images);
 * evaluating one config (calibration + quantized pass, the FP evaluation cached): median of ``--repeats``;
 * **Measure sensitivity** (cold disk cache);
+* **Run search** (greedy sweep and ILP under the Suggestions page's default budget: mid-range weight size,
+  patch embedding and head pinned);
 * **Build QCDQ** (quantize, calibrate, evaluate and export the deployable ONNX).
 
 The disk caches are pointed at fresh temporary directories so nothing is reused between runs. Prints a
@@ -138,6 +140,27 @@ def main(argv: list[str] | None = None) -> int:
             f"{settings.sens_calib} images",
         )
     )
+
+    from vitq_plugins.search import Budget
+
+    pins = [ly.fqn for ly in fp.layers if ly.fqn.startswith("patch_embed") or ly.fqn == "head"]
+    space = table.space(
+        "kl", tie="none", pins=pins, base_a_bits=settings.a_bits, attn_bits=settings.attn_bits
+    )
+    lo, hi = space.smallest("mb"), space.costs(space.all_high())["mb"]
+    budget = Budget("mb", float(lo + 0.5 * (hi - lo)))  # the page's default: mid-range
+    t = time.perf_counter()
+    services.search(
+        table,
+        budget,
+        method="ilp",
+        metric="kl",
+        tie="none",
+        pins=pins,
+        base_a_bits=settings.a_bits,
+        attn_bits=settings.attn_bits,
+    )
+    rows.append(("Run search (greedy sweep + ILP)", time.perf_counter() - t, f"budget {budget.describe()}"))
 
     t = time.perf_counter()
     data, result = services.export_model(settings, fp, cfg, "qcdq")
