@@ -8,7 +8,7 @@
   evaluations that was interrupted resumes where it stopped;
 * sensitivity: :func:`vitq_plugins.search.sensitivity_table` (``vitq sensitivity``; its own
   disk cache), search: :func:`vitq_plugins.search.run_search` and ``to_quant_config`` (``vitq search``);
-* LayerNorm input ranges: :class:`vitq_plugins.ops.PTSObserver` on forward pre-hooks (the only helper
+* LayerNorm input ranges: :class:`vitq_plugins.papers.fqvit.PTSObserver` on forward pre-hooks (the only helper
   here that is not a library function: the library has no "collect LayerNorm inputs" call);
 * export: :func:`run_quantize` with ``export="qonnx"|"qcdq"|"int-onnx"`` (``vitq quantize --export``).
 
@@ -490,7 +490,7 @@ def layernorm_stats(
     """:class:`PTSObserver` statistics of every LayerNorm input (on a copy of the model)."""
     import torch
 
-    from vitq_plugins.ops import PTSObserver
+    from vitq_plugins.papers.fqvit.pts import PTSObserver
 
     with HEAVY_LOCK:
         model = copy.deepcopy(fp.module).eval()

@@ -32,20 +32,20 @@ import torch
 import torch.nn.functional as F
 
 from vitq_plugins.ops import MinMaxObserver
-from vitq_plugins.ops import PTSObserver
 from vitq_plugins.ops import dyadic_from_scale
 from vitq_plugins.ops import dyadic_requant
 from vitq_plugins.ops import fake_quant
-from vitq_plugins.ops import i_layernorm
-from vitq_plugins.ops import lis_attn_v
-from vitq_plugins.ops import lis_dequant
-from vitq_plugins.ops import lis_softmax_int
-from vitq_plugins.ops import pts_fake_quant
-from vitq_plugins.ops import pts_int_layernorm
-from vitq_plugins.ops import pts_quantize
 from vitq_plugins.ops import qparams_from_minmax
-from vitq_plugins.ops import shiftgelu
-from vitq_plugins.ops import shiftmax
+from vitq_plugins.papers.fqvit.lis import lis_attn_v
+from vitq_plugins.papers.fqvit.lis import lis_dequant
+from vitq_plugins.papers.fqvit.lis import lis_softmax_int
+from vitq_plugins.papers.fqvit.pts import PTSObserver
+from vitq_plugins.papers.fqvit.pts import pts_fake_quant
+from vitq_plugins.papers.fqvit.pts import pts_int_layernorm
+from vitq_plugins.papers.fqvit.pts import pts_quantize
+from vitq_plugins.papers.ivit.ilayernorm import i_layernorm
+from vitq_plugins.papers.ivit.shift import shiftgelu
+from vitq_plugins.papers.ivit.shift import shiftmax
 
 
 @dataclass

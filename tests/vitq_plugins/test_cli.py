@@ -24,10 +24,10 @@ def test_plugins_json(capsys: pytest.CaptureFixture[str], host: object) -> None:
     data = json.loads(capsys.readouterr().out)
     names = [p["name"] for p in data["plugins"]]
     assert names[:4] == [
-        "vitq_plugins.builtin.uniform",
-        "vitq_plugins.builtin.fqvit",
-        "vitq_plugins.builtin.ivit",
-        "vitq_plugins.builtin.mptq",
+        "vitq_plugins.papers.uniform.plugin",
+        "vitq_plugins.papers.fqvit.plugin",
+        "vitq_plugins.papers.ivit.plugin",
+        "vitq_plugins.papers.mptq.plugin",
     ]
     assert all({"name", "version", "origin", "hooks"} <= set(p) for p in data["plugins"])
     assert data["failures"] == []

@@ -37,8 +37,8 @@ from vitq_plugins.brevitas.quant import Log2ActQuantProxy
 from vitq_plugins.brevitas.quant import TwinActQuantProxy
 from vitq_plugins.brevitas.quant import tensor_quant_of
 from vitq_plugins.core.errors import VitqError
-from vitq_plugins.ops import lis as _lis
-from vitq_plugins.ops import optm as _optm
+from vitq_plugins.papers.fqvit import lis as _lis
+from vitq_plugins.papers.mptq import optm as _optm
 
 __all__ = [
     "QCDQ_DISABLED_OPTIMIZERS",
@@ -54,7 +54,7 @@ QCDQ_OPSET = 17
 
 
 def _log2_torch(x: torch.Tensor, bits: int) -> torch.Tensor:
-    """``ops.lis.log2_quant``'s dequantized value written with traceable ops (no value checks)."""
+    """``papers.fqvit.lis.log2_quant``'s dequantized value written with traceable ops (no value checks)."""
     code = torch.round(-torch.log2(x.clamp(0.0, 1.0)))
     return torch.where(code >= float(2**bits), 0.0, torch.pow(2.0, -code.clamp(min=0.0)))
 
@@ -126,7 +126,7 @@ class TwinQCDQHandler(_TwinHandlerBase):
     """QCDQ: ``Where(x < 0, DQ(Clip(Q(x; dn))), DQ(Clip(Q(x; 2^m dn))))`` with int8 Q/DQ (bits <= 8).
 
     Wider codes (up to 16 bits) do not fit opset-17 QuantizeLinear; they are written as
-    ``Div``/``Round``/``Clip``/``Mul``/``Where`` by tracing ``ops.optm.twin_fake_quant``.
+    ``Div``/``Round``/``Clip``/``Mul``/``Where`` by tracing ``papers.mptq.optm.twin_fake_quant``.
     """
 
     def _qcdq(self, x: torch.Tensor, scale: torch.Tensor, lo: int, hi: int) -> torch.Tensor:

@@ -1,13 +1,13 @@
 """Brevitas quant modules for ViTs: LayerNorm, attention, GELU and transformer block.
 
 * :class:`QuantLayerNorm` - quantized input (FQ-ViT PTS, arXiv 2111.13824 eqs. 9-10, or uniform) and, with the
-  ``ilayernorm`` quantizer, the I-ViT integer LayerNorm (arXiv 2207.01405 §3.5, ``ops.ilayernorm``).
+  ``ilayernorm`` quantizer, the I-ViT integer LayerNorm (arXiv 2207.01405 §3.5, ``papers.ivit.ilayernorm``).
 * :class:`QuantAttention` - drop-in for timm ``Attention`` (also models built with ``fused_attn=True``: the
   attention is computed explicitly): q, k, v quantized at both matmuls, softmax output quantized by the log2
   quantizer (FQ-ViT LIS, eq. 13), a uniform quantizer, or computed by I-ViT Shiftmax (eqs. 9-14,
-  ``ops.shift.shiftmax``) on quantized logits.
+  ``papers.ivit.shift.shiftmax``) on quantized logits.
 * :class:`QuantGELU` - GELU with a quantized output (uniform, MPTQ-style OPT-m twin scales) or I-ViT
-  ShiftGELU (eqs. 15-17, ``ops.shift.shiftgelu``) on a quantized input.
+  ShiftGELU (eqs. 15-17, ``papers.ivit.shift.shiftgelu``) on a quantized input.
 * :class:`QuantBlock` - pre-norm transformer block with quantized residual adds.
 
 Kernel export: the integer kernels run as plain torch ops (traced into standard ONNX ops for QCDQ) or, while
@@ -29,8 +29,8 @@ import torch.nn.functional as F
 
 from vitq_plugins.brevitas.quant import tensor_quant_of
 from vitq_plugins.core.errors import VitqError
-from vitq_plugins.ops import ilayernorm as _iln
-from vitq_plugins.ops import shift as _shift
+from vitq_plugins.papers.ivit import ilayernorm as _iln
+from vitq_plugins.papers.ivit import shift as _shift
 
 __all__ = [
     "QuantAttention",

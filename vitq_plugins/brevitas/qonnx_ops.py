@@ -15,7 +15,7 @@ from onnx import helper
 from qonnx.custom_op.base import CustomOp
 import torch
 
-from vitq_plugins.ops import lis as _lis
+from vitq_plugins.papers.fqvit import lis as _lis
 
 __all__ = ["ILayerNorm", "Log2Quant", "ShiftGELU", "Shiftmax", "custom_op"]
 

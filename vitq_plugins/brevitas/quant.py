@@ -9,10 +9,10 @@ module wraps the pure-torch ops of :mod:`vitq_plugins.ops`:
   :class:`Int8ActPerTensorMinMax` (signed symmetric) and :class:`Int8WeightPerChannelMinMax`
   (``ops.uniform``: ``scale = max|w| / ((qmax - qmin) / 2)`` per output channel);
 * FQ-ViT Power-of-Two Factor for LayerNorm inputs (arXiv 2111.13824 §3.2, eqs. 9-10):
-  :class:`Int8ActPTS` / :class:`Int8ActPerChannelPTS` (``ops.pts.PTSObserver``: scale ``s * 2^alpha_c``);
+  :class:`Int8ActPTS` / :class:`Int8ActPerChannelPTS` (``papers.fqvit.pts.PTSObserver``: scale ``s * 2^alpha_c``);
 * FQ-ViT log2 attention map (arXiv 2111.13824 §3.3, eq. 13): :class:`Uint4ActLog2`, with its own proxy class
   :class:`Log2ActQuantProxy` so that export handlers can be attached to it;
-* MPTQ-style OPT-m post-GELU twin scales (arXiv 2401.14895): :class:`Uint8ActOPTm` (``ops.optm``);
+* MPTQ-style OPT-m post-GELU twin scales (arXiv 2401.14895): :class:`Uint8ActOPTm` (``papers.mptq.optm``);
 * the I-ViT kernels (arXiv 2207.01405 §3.3-3.5) take their *input* quantizer from here
   (:class:`Int8ActShiftmaxInput`, :class:`Int8ActShiftGELUInput`, :class:`Int8ActILayerNormInput`); the
   integer kernel itself runs in the module (:mod:`vitq_plugins.brevitas.modules`), selected by the injector's
@@ -40,9 +40,9 @@ import torch
 from torch import nn
 
 from vitq_plugins.core.errors import VitqError
-from vitq_plugins.ops import lis as _lis
-from vitq_plugins.ops import pts as _pts
 from vitq_plugins.ops import uniform as _uniform
+from vitq_plugins.papers.fqvit import lis as _lis
+from vitq_plugins.papers.fqvit import pts as _pts
 
 __all__ = [
     "Int8ActILayerNormInput",
@@ -228,13 +228,13 @@ class UniformWeightQuant(nn.Module):
 
 
 class PTSActQuant(_CalibratedQuant):
-    """FQ-ViT Power-of-Two-Factor quantizer of a LayerNorm input ``(..., C)`` (``ops.pts``).
+    """FQ-ViT Power-of-Two-Factor quantizer of a LayerNorm input ``(..., C)`` (``papers.fqvit.pts``).
 
     Args:
         bit_width: code bits (unsigned).
         num_channels: ``C``.
         pts_k: largest factor exponent ``K`` (FQ-ViT: 3).
-        pts_stats: ``"all"`` or ``"last"`` (see :class:`vitq_plugins.ops.pts.PTSObserver`).
+        pts_stats: ``"all"`` or ``"last"`` (see :class:`vitq_plugins.papers.fqvit.pts.PTSObserver`).
         pts_zero_point: ``"official"`` or ``"paper"``.
     """
 
@@ -258,7 +258,7 @@ class PTSActQuant(_CalibratedQuant):
         self.zero_point = p.zero_point.reshape(()).float()
 
     def params(self) -> Any:
-        """The frozen :class:`vitq_plugins.ops.pts.PTSParams`."""
+        """The frozen :class:`vitq_plugins.papers.fqvit.pts.PTSParams`."""
         return _pts.PTSParams(self.scale_base, self.alpha, self.zero_point.long(), self.bits)
 
     def forward(self, x: torch.Tensor) -> Quant:
@@ -276,9 +276,9 @@ class PTSActQuant(_CalibratedQuant):
 
 
 class Log2Quant(nn.Module):
-    """Unsigned log2 quantizer of probabilities: ``2^-round(-log2 p)``, 0 for codes ``>= 2^b`` (``ops.lis``).
+    """Unsigned log2 quantizer of probabilities: ``2^-round(-log2 p)``, 0 for codes ``>= 2^b`` (``papers.fqvit.lis``).
 
-    Stateless; in calibration mode it passes the input through. ``ops.lis`` supports ``b <= 6``; wider codes
+    Stateless; in calibration mode it passes the input through. ``papers.fqvit.lis`` supports ``b <= 6``; wider codes
     (the registry allows 8) are computed with 6-bit codes, which already resolve down to ``2^-63`` and are
     numerically identical in float32 for softmax outputs of rows with fewer than ``2^40`` entries.
     """
@@ -309,7 +309,7 @@ class TwinActQuantProxy(ActQuantProxyFromInjector):  # type: ignore[misc]
 
 
 class OPTmActQuant(_CalibratedQuant):
-    """MPTQ-style OPT-m post-GELU twin-scale quantizer (``ops.optm``).
+    """MPTQ-style OPT-m post-GELU twin-scale quantizer (``papers.mptq.optm``).
 
     Negative values use ``delta_n``, positive ``delta_p = 2^m * delta_n`` on one signed ``b``-bit grid; ``m``
     and ``delta_n`` minimise the output MSE of the consuming Linear (:attr:`next_linear`, set by the owning
@@ -333,7 +333,7 @@ class OPTmActQuant(_CalibratedQuant):
         return _Reservoir(self.samples)
 
     def _freeze(self, observer: Any) -> None:
-        from vitq_plugins.ops import optm as _optm
+        from vitq_plugins.papers.mptq import optm as _optm
 
         x = observer.data()
         if self.next_linear:
@@ -350,7 +350,7 @@ class OPTmActQuant(_CalibratedQuant):
             self.observe(x)
             return x, None, None, None
         self._check()
-        from vitq_plugins.ops import optm as _optm
+        from vitq_plugins.papers.mptq import optm as _optm
 
         if x.dim() == 0:
             y = x

@@ -40,10 +40,10 @@ DISABLE_AUTOLOAD_ENV = "VITQ_DISABLE_PLUGIN_AUTOLOAD"
 
 #: Built-in plugins, one per paper plus the uniform baselines and the bundled assets.
 BUILTIN_PLUGINS: tuple[str, ...] = (
-    "vitq_plugins.builtin.uniform",
-    "vitq_plugins.builtin.fqvit",
-    "vitq_plugins.builtin.ivit",
-    "vitq_plugins.builtin.mptq",
+    "vitq_plugins.papers.uniform.plugin",
+    "vitq_plugins.papers.fqvit.plugin",
+    "vitq_plugins.papers.ivit.plugin",
+    "vitq_plugins.papers.mptq.plugin",
     "vitq_plugins.builtin.assets",
     "vitq_plugins.builtin.backends",
 )

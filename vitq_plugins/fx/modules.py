@@ -27,13 +27,13 @@ from vitq_plugins.core.errors import VitqError
 from vitq_plugins.fx.observers import PTSActObserver
 from vitq_plugins.fx.observers import TwinFakeQuant
 from vitq_plugins.fx.observers import VitqObserver
-from vitq_plugins.ops.ilayernorm import i_layernorm
-from vitq_plugins.ops.lis import lis_dequant
-from vitq_plugins.ops.lis import lis_softmax_int
-from vitq_plugins.ops.pts import pts_int_layernorm
-from vitq_plugins.ops.pts import pts_quantize
-from vitq_plugins.ops.shift import shiftgelu
-from vitq_plugins.ops.shift import shiftmax
+from vitq_plugins.papers.fqvit.lis import lis_dequant
+from vitq_plugins.papers.fqvit.lis import lis_softmax_int
+from vitq_plugins.papers.fqvit.pts import pts_int_layernorm
+from vitq_plugins.papers.fqvit.pts import pts_quantize
+from vitq_plugins.papers.ivit.ilayernorm import i_layernorm
+from vitq_plugins.papers.ivit.shift import shiftgelu
+from vitq_plugins.papers.ivit.shift import shiftmax
 
 __all__ = [
     "FLOAT_TO_OBSERVED",

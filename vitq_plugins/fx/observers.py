@@ -22,12 +22,12 @@ import torch
 from torch import nn
 from torch.ao.quantization.observer import ObserverBase
 
-from vitq_plugins.ops import pts as ops_pts
 from vitq_plugins.ops import uniform as ops_uniform
-from vitq_plugins.ops.lis import log2_fake_quant
-from vitq_plugins.ops.optm import OptMResult
-from vitq_plugins.ops.optm import search_optm
-from vitq_plugins.ops.optm import twin_fake_quant
+from vitq_plugins.papers.fqvit import pts as ops_pts
+from vitq_plugins.papers.fqvit.lis import log2_fake_quant
+from vitq_plugins.papers.mptq.optm import OptMResult
+from vitq_plugins.papers.mptq.optm import search_optm
+from vitq_plugins.papers.mptq.optm import twin_fake_quant
 
 __all__ = [
     "VitqObserver",
@@ -205,7 +205,7 @@ class FixedScaleObserver(VitqObserver):
 class PTSActObserver(VitqObserver):
     """FQ-ViT Power-of-Two Factor observer for LayerNorm inputs ``(..., C)`` (arXiv 2111.13824, eqs. 9-10).
 
-    Wraps :class:`vitq_plugins.ops.pts.PTSObserver` (streaming histogram, ``alpha_c`` by lowest L2 error
+    Wraps :class:`vitq_plugins.papers.fqvit.pts.PTSObserver` (streaming histogram, ``alpha_c`` by lowest L2 error
     over all batches). The converted tensor is per-channel affine quint8 with scales ``s * 2^alpha_c`` and
     one shared zero point.
 
@@ -231,7 +231,7 @@ class PTSActObserver(VitqObserver):
         self._impl.update(x.detach().movedim(self.ch_axis % x.dim(), -1))
 
     def params(self) -> ops_pts.PTSParams:
-        """The calibrated :class:`~vitq_plugins.ops.pts.PTSParams`."""
+        """The calibrated :class:`~vitq_plugins.papers.fqvit.pts.PTSParams`."""
         if self._params is None:
             if self._impl is None:
                 raise RuntimeError("PTSActObserver used before calibration")
@@ -280,7 +280,7 @@ class TwinFakeQuant(VitqObserver):
     """MPTQ-style OPT-m twin-scale fake-quant of post-GELU activations (``delta_p = 2^m delta_n``).
 
     Keeps only the *last* calibration batch, strided down to at most ``max_rows`` tokens (bounded memory
-    and search cost, the FQ-ViT "last batch" convention); :func:`vitq_plugins.ops.optm.search_optm` picks
+    and search cost, the FQ-ViT "last batch" convention); :func:`vitq_plugins.papers.mptq.optm.search_optm` picks
     ``(delta_n, m)`` by the MSE of the next Linear's output. Call :meth:`set_next_weight` before the search.
 
     Args:
@@ -307,7 +307,7 @@ class TwinFakeQuant(VitqObserver):
         self._last = rows[::step].clone()
 
     def result(self) -> OptMResult:
-        """The searched :class:`~vitq_plugins.ops.optm.OptMResult`."""
+        """The searched :class:`~vitq_plugins.papers.mptq.optm.OptMResult`."""
         if self._result is None:
             if self._last is None or self._weight is None:
                 raise RuntimeError("TwinFakeQuant needs a calibration batch and set_next_weight() first")

@@ -143,7 +143,7 @@ def place_custom_modules(
         if s.quantizer == "lis" and s.bits > _LIS_MAX_BITS:
             raise VitqError(
                 f"site {s.key!r}: attn_bits={s.bits} is out of range for lis in the fx backend: valid 2..{_LIS_MAX_BITS} "
-                "(vitq_plugins.ops.lis codes; FQ-ViT uses 4)"
+                "(vitq_plugins.papers.fqvit.lis codes; FQ-ViT uses 4)"
             )
         if s.quantizer == "pts":
             if not isinstance(old, nn.LayerNorm):
@@ -496,7 +496,7 @@ def apply_transforms(
     for t in recipe.transforms:
         if t == "sqb":
             try:
-                from vitq_plugins.transforms.sqb import apply_sqb
+                from vitq_plugins.papers.mptq.smoothing import apply_sqb
             except ImportError as exc:
                 raise VitqError(
                     f"recipe {recipe.name!r} needs the 'sqb' transform, which is not installed: {exc}"

@@ -47,8 +47,8 @@ from vitq_plugins.intexec.recorder import INT32_MIN
 from vitq_plugins.intexec.requant import QParams
 from vitq_plugins.intexec.requant import Requant
 from vitq_plugins.ops import grid_refinement
-from vitq_plugins.ops.shift import GELU_SIGMOID_FACTOR
-from vitq_plugins.ops.shift import exp_unit
+from vitq_plugins.papers.ivit.shift import GELU_SIGMOID_FACTOR
+from vitq_plugins.papers.ivit.shift import exp_unit
 
 __all__ = ["convert_brevitas", "float_ops_left"]
 
@@ -307,7 +307,9 @@ def _attention(ctx: _Ctx, attn: Any, tokens: int, where: str) -> tuple[IntAttent
     else:
         gl = ctx.grid(sm.quant.act_quant, f"{where}.softmax")
         rq_logits = Requant(gq.scale * gk.scale / gl.scale, gl, _span(gq) * _span(gk) * d)
-        k_in = grid_refinement(gl.scale, 1.0)  # a coarse logit grid runs Shiftmax on codes << k (ops.shift)
+        k_in = grid_refinement(
+            gl.scale, 1.0
+        )  # a coarse logit grid runs Shiftmax on codes << k (papers.ivit.shift)
         ob, n, x0 = int(sm.out_bits), int(sm.n), exp_unit(gl.scale / 2**k_in)
         rq_out = Requant(
             gv.scale * 2.0 ** -(ob - 1) / proj_in.scale, proj_in, 2 ** (ob - 1) * _span(gv) * tokens
@@ -343,7 +345,7 @@ def _mlp(ctx: _Ctx, mlp: Any, where: str) -> tuple[IntMlp, _Lin]:
         return IntMlp(fc1.layer, rq_idx, -1, 0, 8, None, fc2.layer, "official", lut, gg.name), fc2
     rq_gelu = Requant(fc1.acc_scale / gg.scale, gg, fc1.bound, frac=fc1.frac)
     ob = int(act.out_bits)
-    k_in = grid_refinement(gg.scale * GELU_SIGMOID_FACTOR, 1.0)  # ShiftGELU on codes << k (ops.shift)
+    k_in = grid_refinement(gg.scale * GELU_SIGMOID_FACTOR, 1.0)  # ShiftGELU on codes << k (papers.ivit.shift)
     s_in = gg.scale / 2**k_in
     g2 = ctx.grid(mlp.fc2.input_quant, f"{where}.fc2 input")
     rq_fc2 = Requant(s_in * 2.0 ** -(ob - 1) / g2.scale, g2, (_span(gg) << k_in) * 2 ** (ob - 1))

@@ -37,10 +37,10 @@ FQ-ViT (arXiv 2111.13824, recipe ``fqvit``) has another graph, read the same way
   no skip requant, ``IntEmbed(fine=True)``); float32 rounds each add, so they differ only near ties;
 * each LayerNorm input is ``quantize_per_channel`` of that stream onto its PTS grid ``s 2^alpha_c`` (eqs.
   9-10: a per-channel requant, ``IntLayerNorm.in_rq``), and the PTS custom module runs FQ-ViT's *integer*
-  LayerNorm (``ops.pts.pts_int_layernorm``: per-token 8-bit mantissa ``M``, shift ``N`` and offset ``B``,
+  LayerNorm (``papers.fqvit.pts.pts_int_layernorm``: per-token 8-bit mantissa ``M``, shift ``N`` and offset ``B``,
   derived in float64 there); ``kernels.pts_layernorm_int`` derives the same ``M``, ``N``, ``B`` with integer ops
   (exact rationals, a long division, an integer square root), then the output container's zero point;
-* LIS (eqs. 13-16) runs ``ops.lis.lis_softmax_int`` on the logit codes (I-BERT i-exp, linear-space rounding
+* LIS (eqs. 13-16) runs ``papers.fqvit.lis.lis_softmax_int`` on the logit codes (I-BERT i-exp, linear-space rounding
   of ``log2``): ``lis_softmax_unit`` with the constants of the logit scale; its ``2^-code`` is quantized onto
   the output container (a ``2^b + 1``-entry table), and ``attn @ v`` is the usual integer matmul + requant;
 * the float GELU of fc1's dequantized uint8 codes, quantized to uint8 (and re-quantized to fc2's input grid)
@@ -79,11 +79,11 @@ from vitq_plugins.intexec.recorder import INT32_MAX
 from vitq_plugins.intexec.requant import QParams
 from vitq_plugins.intexec.requant import Requant
 from vitq_plugins.ops import grid_refinement
-from vitq_plugins.ops.lis import IEXP_X0
-from vitq_plugins.ops.lis import iexp_constants
-from vitq_plugins.ops.lis import lis_dequant
-from vitq_plugins.ops.shift import GELU_SIGMOID_FACTOR
-from vitq_plugins.ops.shift import exp_unit
+from vitq_plugins.papers.fqvit.lis import IEXP_X0
+from vitq_plugins.papers.fqvit.lis import iexp_constants
+from vitq_plugins.papers.fqvit.lis import lis_dequant
+from vitq_plugins.papers.ivit.shift import GELU_SIGMOID_FACTOR
+from vitq_plugins.papers.ivit.shift import exp_unit
 
 __all__ = ["convert_fx", "fx_float_ops_left"]
 
@@ -572,7 +572,9 @@ def _mlp(
     fc2_node, fc2_mod = graph.module(f"{where}.mlp.fc2")
     fc2_in = graph.back(fc2_node.args[0])
     ob, n = int(act.observed.inner.bits), int(act.observed.inner.n)
-    k_in = grid_refinement(g_fc1.scale * GELU_SIGMOID_FACTOR, 1.0)  # ShiftGELU on codes << k (ops.shift)
+    k_in = grid_refinement(
+        g_fc1.scale * GELU_SIGMOID_FACTOR, 1.0
+    )  # ShiftGELU on codes << k (papers.ivit.shift)
     s_in = g_fc1.scale / 2**k_in
     rq_act = Requant(s_in * 2.0 ** -(ob - 1) / g_act.scale, g_act, (_span(g_fc1) << k_in) * 2 ** (ob - 1))
     if fc2_in is act_node:
@@ -827,12 +829,12 @@ def _pts_layernorm(
 def _lis_attention(
     graph: _Graph, where: str, sm: Any, ctx: tuple[Any, ...], tokens: int
 ) -> tuple[IntAttention, _Lin, fx.Node, fx.Node]:
-    """LIS (``ops.lis.lis_softmax_int`` on the logit codes), its output container, attn @ v and proj."""
+    """LIS (``papers.fqvit.lis.lis_softmax_int`` on the logit codes), its output container, attn @ v and proj."""
     qkv, parts, g_logits, mm_pv, gq, gk, heads, head_dim = ctx
     rq_logits = Requant(gq.scale * gk.scale / g_logits.scale, g_logits, _span(gq) * _span(gk) * head_dim)
     bits, n = int(sm.observed.inner.bits), int(sm.observed.inner.n)
     s_in = float(sm.observed.input_observer().qparams()[0])
-    k_in = grid_refinement(s_in, -IEXP_X0, strict=True)  # ops.lis.refine_to_ln2: i-exp on codes << k
+    k_in = grid_refinement(s_in, -IEXP_X0, strict=True)  # papers.fqvit.lis.refine_to_ln2: i-exp on codes << k
     try:
         consts = iexp_constants(s_in / 2**k_in)
     except ValueError as exc:

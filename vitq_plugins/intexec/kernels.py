@@ -1,8 +1,8 @@
 """Integer-only non-linear kernels with per-layer constants precomputed at conversion time.
 
 The numerics are those of :mod:`vitq_plugins.ops` (I-ViT arXiv 2207.01405): Shiftmax (Sec. 3.3, eqs. 9-14)
-and ShiftGELU (Sec. 3.4, eqs. 15-17) via ``ops.shift.shiftmax_unit`` / ``shiftgelu_unit``; I-LayerNorm
-(Sec. 3.5, eq. 18) via ``ops.ilayernorm``'s exact helpers. ``ops.ilayernorm.i_layernorm`` derives its
+and ShiftGELU (Sec. 3.4, eqs. 15-17) via ``papers.ivit.shift.shiftmax_unit`` / ``shiftgelu_unit``; I-LayerNorm
+(Sec. 3.5, eq. 18) via ``papers.ivit.ilayernorm``'s exact helpers. ``papers.ivit.ilayernorm.i_layernorm`` derives its
 integer bias ``floor((beta / gamma) / (sqrt(C) / 2^30))`` in float64 on every call; here it is computed once
 (:func:`ilayernorm_bias`) so the per-call path (:func:`ilayernorm_int`) has integer tensor ops only and is
 bit-identical to ``i_layernorm(x, s, gamma, beta)[0]``.
@@ -19,11 +19,11 @@ import math
 import torch
 
 from vitq_plugins.ops._intmath import floor_log2
+from vitq_plugins.ops._intmath import isqrt_newton
 from vitq_plugins.ops._intmath import round_shift
-from vitq_plugins.ops.ilayernorm import isqrt_newton
-from vitq_plugins.ops.ilayernorm import round_div_half_even
-from vitq_plugins.ops.shift import shiftgelu_unit
-from vitq_plugins.ops.shift import shiftmax_unit
+from vitq_plugins.papers.ivit.ilayernorm import round_div_half_even
+from vitq_plugins.papers.ivit.shift import shiftgelu_unit
+from vitq_plugins.papers.ivit.shift import shiftmax_unit
 
 __all__ = [
     "ilayernorm_bias",
@@ -155,7 +155,7 @@ def pts_layernorm_int(
     eps_int: int,
     mantissa_bits: int = 8,
 ) -> torch.Tensor:
-    """``ops.pts.pts_int_layernorm`` (before the zero point) with integer ops only.
+    """``papers.fqvit.pts.pts_int_layernorm`` (before the zero point) with integer ops only.
 
     The reference derives, per token and channel, ``A = C gamma / (sqrt(D) S_out)``, ``N = clamp(mb - 1 -
     floor(log2 |A|), 0, 31)``, ``M = floor(|A| 2^N)`` and ``B = round((beta - S1 gamma / sqrt(D)) / S_out 2^N)``

@@ -24,9 +24,9 @@ from vitq_plugins.intexec.recorder import Recorder
 from vitq_plugins.intexec.requant import QParams
 from vitq_plugins.intexec.requant import Requant
 from vitq_plugins.ops._intmath import round_shift
-from vitq_plugins.ops.lis import lis_codes
-from vitq_plugins.ops.lis import lis_softmax_unit
-from vitq_plugins.ops.shift import Division
+from vitq_plugins.papers.fqvit.lis import lis_codes
+from vitq_plugins.papers.fqvit.lis import lis_softmax_unit
+from vitq_plugins.papers.ivit.shift import Division
 
 __all__ = [
     "RESIDUAL_EXTRA_BITS",
@@ -114,7 +114,7 @@ class IntLayerNorm(_Recorded):
     scale, ``(x - z) << (alpha_c - min alpha)`` (FQ-ViT eqs. 9-10; the ``fqvit`` fake-quant runs a float
     LayerNorm there).
 
-    ``pts`` (torch.ao FX ``fqvit``, whose LayerNorm *is* FQ-ViT's integer one, ``ops.pts.pts_int_layernorm``):
+    ``pts`` (torch.ao FX ``fqvit``, whose LayerNorm *is* FQ-ViT's integer one, ``papers.fqvit.pts.pts_int_layernorm``):
     ``(sign, h_mant, h_exp, beta_fix, eps_int)`` of ``kernels.pts_layernorm_int`` on the aligned codes; ``out``
     then maps its result to the output container (ratio 1: adds the zero point and clamps) and on.
     ``in_rq``: quantizes the input first (the FX ``fqvit`` stream is a fixed-point integer and each LayerNorm
@@ -250,7 +250,7 @@ class IntAttention(_Recorded):
         self.register_buffer("exp_lo", None if lis is None else lis[1])
         self.t_max = 0 if lis is None else int(lis[2])
         self.lis_frac = lis_frac(self.out_bits)
-        #: torch.ao FX ``fqvit``: LIS as the graph runs it (``ops.lis.lis_softmax_int``: I-BERT i-exp of the
+        #: torch.ao FX ``fqvit``: LIS as the graph runs it (``papers.fqvit.lis.lis_softmax_int``: I-BERT i-exp of the
         #: ``rq_logits`` codes, linear-space rounding; ``iexp_constants``, ``n``, ``out_bits`` = ``b``), then
         #: ``lis_table[code]``: the code of ``2^-code`` on the output container (``rq_out`` takes it as ``p``)
         self.lis_iexp = (0, 0, 0) if lis_unit is None else tuple(int(v) for v in lis_unit[0])
@@ -287,7 +287,7 @@ class IntAttention(_Recorded):
         return out
 
     def _count_sum(self, logits: torch.Tensor) -> None:
-        from vitq_plugins.ops.shift import shift_exp_unit
+        from vitq_plugins.papers.ivit.shift import shift_exp_unit
 
         e = shift_exp_unit(logits - logits.amax(dim=-1, keepdim=True), self.x0, self.n, cap=2**31 - 1)
         self.recorder.counters["softmax_sum"] += int((e.sum(dim=-1) >= 2**31 - 1).sum())

@@ -250,7 +250,7 @@ def _linear(g: _Graph, codes: str, lin: IntLinear, u8: bool = False) -> str:
 
 
 def _shift_exp(g: _Graph, x: str, x0: int, n: int, cap: int) -> str:
-    """``ops.shift.shift_exp_unit``."""
+    """``papers.ivit.shift.shift_exp_unit``."""
     x = g.op("Sub", g.op("Add", x, g.shr(x, 1)), g.shr(x, 4))
     x = g.op("Max", x, g.const(n * x0))
     q = g.floor_div(x, g.const(x0))
@@ -272,7 +272,7 @@ def _shift_exp(g: _Graph, x: str, x0: int, n: int, cap: int) -> str:
 
 
 def _normalise(g: _Graph, num: str, den: str, out_bits: int, division: str) -> str:
-    """``ops.shift._normalise`` (``official``: truncated reciprocal; ``exact``: one floor division)."""
+    """``papers.ivit.shift._normalise`` (``official``: truncated reciprocal; ``exact``: one floor division)."""
     den = g.clamp(den, 1, _INT31_MAX)
     if division == "exact":
         return g.floor_div(g.op("Mul", num, g.const(2 ** (out_bits - 1))), den)
@@ -325,7 +325,7 @@ def _floor_log2(g: _Graph, v: str) -> str:
 
 
 def _isqrt(g: _Graph, v: str) -> str:
-    """``ops.ilayernorm.isqrt_newton(v, 10, init="auto")``."""
+    """``papers.ivit.ilayernorm.isqrt_newton(v, 10, init="auto")``."""
     vv = g.op("Max", v, g.const(1))
     half_bits = g.shr(g.op("Add", _floor_log2(g, vv), g.const(2)), 1)
     k = g.shl_u(g.const(1), half_bits, "LEFT")
@@ -480,7 +480,7 @@ def _attention(g: _Graph, x: str, at: IntAttention, channels: int, tokens: int) 
 
 
 def _lis_iexp_codes(g: _Graph, x: str, at: IntAttention) -> str:
-    """``ops.lis.lis_softmax_unit(rounding="linear")``: I-BERT i-exp, then ``round(log2(sum / e))`` in linear space."""
+    """``papers.fqvit.lis.lis_softmax_unit(rounding="linear")``: I-BERT i-exp, then ``round(log2(sum / e))`` in linear space."""
     x0, b_int, c_int = at.lis_iexp
     n = at.n
     d = g.op("Sub", x, g.reduce_max(x))
@@ -507,7 +507,7 @@ def _lis_iexp_codes(g: _Graph, x: str, at: IntAttention) -> str:
 
 
 def _lis_log_codes(g: _Graph, x: str, at: IntAttention) -> str:
-    """``kernels.table_exp`` + ``ops.lis.lis_codes(rounding="log")``: codes ``0..2^b`` (``2^b``: underflow)."""
+    """``kernels.table_exp`` + ``papers.fqvit.lis.lis_codes(rounding="log")``: codes ``0..2^b`` (``2^b``: underflow)."""
     t = g.op("Sub", g.reduce_max(x), x)
     tc = g.op("Min", g.op("Max", t, g.const(0)), g.const(at.t_max))
     lo_idx = g.mod(tc, g.const(2**EXP_LO_BITS))

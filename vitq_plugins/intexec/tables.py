@@ -27,9 +27,9 @@ from collections.abc import Callable
 import torch
 
 from vitq_plugins.intexec.requant import Requant
-from vitq_plugins.ops.lis import iexp_unit
-from vitq_plugins.ops.shift import shift_exp_unit
-from vitq_plugins.ops.shift import shiftgelu_unit
+from vitq_plugins.papers.fqvit.lis import iexp_unit
+from vitq_plugins.papers.ivit.shift import shift_exp_unit
+from vitq_plugins.papers.ivit.shift import shiftgelu_unit
 
 __all__ = [
     "MAX_TABLE_SPAN",
@@ -66,7 +66,7 @@ def shift_exp_table(rq_logits: Requant, x0: int, n: int, in_shift: int = 0) -> t
 def iexp_table(
     rq_logits: Requant, constants: tuple[int, int, int], n: int, in_shift: int = 0
 ) -> torch.Tensor | None:
-    """``ops.lis.iexp_unit(d << in_shift, constants, n)`` for every ``d`` in ``[-span, 0]``, indexed like
+    """``papers.fqvit.lis.iexp_unit(d << in_shift, constants, n)`` for every ``d`` in ``[-span, 0]``, indexed like
     :func:`shift_exp_table` (``None`` on an unbounded or too wide logit grid)."""
     return _max_subtracted_table(rq_logits, in_shift, lambda d: iexp_unit(d, constants, n))
 

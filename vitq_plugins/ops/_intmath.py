@@ -1,4 +1,4 @@
-"""Exact int64 helpers: floor(log2), rounding right shifts and saturating left shifts.
+"""Exact int64 helpers: floor(log2), rounding right shifts, saturating left shifts and the integer square root.
 
 These are the integer primitives used by the integer-only kernels of I-ViT (arXiv 2207.01405, Sec. 3.3-3.5)
 and the Log-Int-Softmax of FQ-ViT (arXiv 2111.13824, Sec. 3.3). All functions operate on ``torch.int64``
@@ -12,7 +12,17 @@ from typing import Literal
 
 import torch
 
-__all__ = ["RoundingMode", "floor_log2", "grid_refinement", "refine_codes", "round_shift", "saturating_shl"]
+from vitq_plugins.ops._checks import check_bits
+
+__all__ = [
+    "RoundingMode",
+    "floor_log2",
+    "grid_refinement",
+    "isqrt_newton",
+    "refine_codes",
+    "round_shift",
+    "saturating_shl",
+]
 
 RoundingMode = Literal["half_up", "half_even", "truncate"]
 """Rounding of a right shift: ``half_up`` = floor(x/2^s + 1/2); ``half_even`` = ties to even (``torch.round``);
@@ -126,3 +136,43 @@ def saturating_shl(v: torch.Tensor, shift: torch.Tensor, cap: int) -> torch.Tens
     fits = (v <= (torch.tensor(cap, dtype=torch.int64, device=v.device) >> s)) & ((shift <= 62) | (v == 0))
     shifted = torch.where(fits, v, 0) << s
     return torch.where(fits, shifted.clamp(max=cap), cap)
+
+
+def isqrt_newton(
+    v: torch.Tensor, iters: int = 10, *, init: Literal["auto", "official"] = "auto"
+) -> torch.Tensor:
+    """Integer square root by Newton iteration ``k <- floor((k + floor(v / k)) / 2)``.
+
+    Args:
+        v: Non-negative int64 tensor.
+        iters: Newton steps. With ``init="auto"`` at least 8 are run (enough for all int64 inputs).
+        init: ``"auto"``: start at ``2^ceil(bits(v)/2)`` and correct by +-1 -> exact ``floor(sqrt(v))``.
+            ``"official"``: start at ``2^16`` and run exactly ``iters`` steps (I-ViT), not exact in general.
+
+    Returns:
+        int64 tensor of the same shape.
+
+    Raises:
+        ValueError: On a non-int64 tensor, negative values, ``iters < 1`` or an unknown ``init``.
+    """
+    if v.dtype != torch.int64:
+        raise ValueError(f"isqrt_newton expects an int64 tensor, got dtype {v.dtype}")
+    check_bits(iters, lo=1, hi=1000, what="iters")
+    if v.numel() and bool((v < 0).any()):
+        raise ValueError(f"isqrt_newton expects v >= 0, got min {int(v.min())}")
+    if init == "official":
+        k = torch.full_like(v, 2**16)
+        for _ in range(iters):
+            k = torch.div(k + torch.div(v, k, rounding_mode="floor"), 2, rounding_mode="floor").clamp(min=1)
+        return k
+    if init != "auto":
+        raise ValueError(f"init must be 'auto' or 'official', got {init!r}")
+    vv = v.clamp(min=1)
+    half_bits = torch.div(floor_log2(vv) + 2, 2, rounding_mode="floor")
+    k = torch.ones_like(v) << half_bits
+    for _ in range(max(iters, 8)):
+        k = torch.div(k + torch.div(vv, k, rounding_mode="floor"), 2, rounding_mode="floor").clamp(min=1)
+    k = k - (k > torch.div(vv, k, rounding_mode="floor")).to(torch.int64)
+    k1 = k + 1
+    k = k + (k1 <= torch.div(vv, k1, rounding_mode="floor")).to(torch.int64)
+    return torch.where(v == 0, 0, k)

@@ -7,12 +7,12 @@ GPTQ weight rounding (:mod:`~vitq_plugins.transforms.gptq`) is not a recipe tran
 
 from __future__ import annotations
 
+from vitq_plugins.papers.mptq.smoothing import apply_sqb
+from vitq_plugins.papers.mptq.smoothing import ln_linear_pairs
 from vitq_plugins.transforms.gptq import GPTQOptions
 from vitq_plugins.transforms.gptq import apply_gptq
 from vitq_plugins.transforms.gptq import gptq_layers
 from vitq_plugins.transforms.gptq import rounding_options
-from vitq_plugins.transforms.sqb import apply_sqb
-from vitq_plugins.transforms.sqb import ln_linear_pairs
 
 __all__ = [
     "TRANSFORMS",

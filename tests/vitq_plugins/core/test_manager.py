@@ -114,7 +114,7 @@ def test_duplicate_registration_is_a_reported_failure_naming_both_owners() -> No
     host = PluginHost(autoload=False, extra_plugins=(_DuplicatePlugin(),))
     (f,) = host.failures
     assert f.name == "_DuplicatePlugin"
-    assert "vitq_plugins.builtin.fqvit" in f.error and "_DuplicatePlugin" in f.error
+    assert "vitq_plugins.papers.fqvit.plugin" in f.error and "_DuplicatePlugin" in f.error
     assert host.quantizers.get("pts").description != "dup"
 
 

@@ -265,8 +265,8 @@ def test_integer_kernel_on_a_coarse_grid_runs_and_a_bad_input_says_so(bad: bool)
     real values). An input the kernel cannot take at all (``|x| >= 2^31`` for ShiftGELU) is a clear error."""
     from vitq_plugins.core.errors import VitqError
     from vitq_plugins.fx.modules import QuantizedCustom
-    from vitq_plugins.ops import shiftgelu
-    from vitq_plugins.ops import shiftmax
+    from vitq_plugins.papers.ivit.shift import shiftgelu
+    from vitq_plugins.papers.ivit.shift import shiftmax
 
     class Observed(torch.nn.Module):
         quantizer = "shiftgelu" if bad else "shiftmax"

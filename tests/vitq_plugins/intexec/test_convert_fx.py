@@ -136,8 +136,8 @@ def _node_name(gm: fx.GraphModule, target: str) -> str:
 def test_each_rounding_matches_the_graph(fxref: SimpleNamespace) -> None:
     """Block 0, stage by stage on the FX model's own input codes: the executor rounds where the quantized graph
     rounds (its grids are named after the FX nodes) and agrees but for float32 rounding ties."""
-    from vitq_plugins.ops.shift import shiftgelu_unit
-    from vitq_plugins.ops.shift import shiftmax_unit
+    from vitq_plugins.papers.ivit.shift import shiftgelu_unit
+    from vitq_plugins.papers.ivit.shift import shiftmax_unit
 
     ex, qm = fxref.executor, fxref.qmodel
     x, _ = fxref.eval_batches[0]
@@ -223,7 +223,7 @@ def test_recipe_without_integer_form_names_the_node(fxref: SimpleNamespace) -> N
 def test_fqvit_each_rounding_matches_the_graph(fxfq: SimpleNamespace) -> None:
     """Block 0 of ``fqvit``, stage by stage on the FX model's own codes (the PTS LayerNorm, LIS and GELU table
     are exact; the float residual stream is compared through the next per-channel quantize)."""
-    from vitq_plugins.ops.lis import lis_softmax_unit
+    from vitq_plugins.papers.fqvit.lis import lis_softmax_unit
 
     ex, qm = fxfq.executor, fxfq.qmodel
     x, _ = fxfq.eval_batches[0]
@@ -300,9 +300,9 @@ def test_coarse_grids_are_refined_exactly(
     (``S > 1`` or ``S >= ln 2``): the kernels run on the codes ``<< k`` (``ops._intmath.grid_refinement``), the
     x86 graph and the program alike. Every refined stage equals the graph's on its own codes, and the ONNX
     export stays bit-exact."""
-    from vitq_plugins.ops.lis import lis_softmax_unit
-    from vitq_plugins.ops.shift import shiftgelu_unit
-    from vitq_plugins.ops.shift import shiftmax_unit
+    from vitq_plugins.papers.fqvit.lis import lis_softmax_unit
+    from vitq_plugins.papers.ivit.shift import shiftgelu_unit
+    from vitq_plugins.papers.ivit.shift import shiftmax_unit
 
     ort = pytest.importorskip("onnxruntime")
     prog = make_program("fx", recipe, w_bits=bits, a_bits=bits, attn_bits=bits)

@@ -14,10 +14,10 @@ from vitq_plugins.intexec.kernels import ilayernorm_bias
 from vitq_plugins.intexec.kernels import ilayernorm_scale
 from vitq_plugins.intexec.kernels import layernorm_exact_int
 from vitq_plugins.intexec.report import agreement_report
-from vitq_plugins.ops.lis import iexp_constants
-from vitq_plugins.ops.lis import lis_softmax_int
-from vitq_plugins.ops.lis import lis_softmax_unit
-from vitq_plugins.ops.lis import log2_quant
+from vitq_plugins.papers.fqvit.lis import iexp_constants
+from vitq_plugins.papers.fqvit.lis import lis_softmax_int
+from vitq_plugins.papers.fqvit.lis import lis_softmax_unit
+from vitq_plugins.papers.fqvit.lis import log2_quant
 
 
 def test_lis_unit_linear_equals_lis_softmax_int() -> None:

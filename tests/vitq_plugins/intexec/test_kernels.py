@@ -8,13 +8,13 @@ import torch
 from vitq_plugins.intexec.kernels import ilayernorm_bias
 from vitq_plugins.intexec.kernels import ilayernorm_int
 from vitq_plugins.intexec.kernels import ilayernorm_scale
-from vitq_plugins.ops.ilayernorm import i_layernorm
-from vitq_plugins.ops.shift import GELU_SIGMOID_FACTOR
-from vitq_plugins.ops.shift import exp_unit
-from vitq_plugins.ops.shift import shiftgelu
-from vitq_plugins.ops.shift import shiftgelu_unit
-from vitq_plugins.ops.shift import shiftmax
-from vitq_plugins.ops.shift import shiftmax_unit
+from vitq_plugins.papers.ivit.ilayernorm import i_layernorm
+from vitq_plugins.papers.ivit.shift import GELU_SIGMOID_FACTOR
+from vitq_plugins.papers.ivit.shift import exp_unit
+from vitq_plugins.papers.ivit.shift import shiftgelu
+from vitq_plugins.papers.ivit.shift import shiftgelu_unit
+from vitq_plugins.papers.ivit.shift import shiftmax
+from vitq_plugins.papers.ivit.shift import shiftmax_unit
 
 
 def _ints(lo: int, hi: int, shape: tuple[int, ...], seed: int = 0) -> torch.Tensor:
@@ -43,7 +43,7 @@ def test_exp_unit_rejects_bad_scale() -> None:
     with pytest.raises(ValueError, match="scale"):
         exp_unit(1.5)
     with pytest.raises(ValueError, match="x0"):
-        from vitq_plugins.ops.shift import shift_exp_unit
+        from vitq_plugins.papers.ivit.shift import shift_exp_unit
 
         shift_exp_unit(torch.zeros(3, dtype=torch.int64), 0)
 

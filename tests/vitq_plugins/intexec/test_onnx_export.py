@@ -15,10 +15,10 @@ onnx = pytest.importorskip("onnx")
 
 from vitq_plugins.intexec import onnx_export as ox  # noqa: E402
 from vitq_plugins.intexec.kernels import ilayernorm_int  # noqa: E402
-from vitq_plugins.ops.ilayernorm import isqrt_newton  # noqa: E402
-from vitq_plugins.ops.shift import shift_exp_unit  # noqa: E402
-from vitq_plugins.ops.shift import shiftgelu_unit  # noqa: E402
-from vitq_plugins.ops.shift import shiftmax_unit  # noqa: E402
+from vitq_plugins.ops._intmath import isqrt_newton  # noqa: E402
+from vitq_plugins.papers.ivit.shift import shift_exp_unit  # noqa: E402
+from vitq_plugins.papers.ivit.shift import shiftgelu_unit  # noqa: E402
+from vitq_plugins.papers.ivit.shift import shiftmax_unit  # noqa: E402
 
 
 def _session(model: object) -> object:

@@ -13,10 +13,10 @@ from vitq_plugins.intexec.tables import iexp_table
 from vitq_plugins.intexec.tables import lis_power_table
 from vitq_plugins.intexec.tables import shift_exp_table
 from vitq_plugins.intexec.tables import shiftgelu_requant_table
-from vitq_plugins.ops.lis import iexp_constants
-from vitq_plugins.ops.lis import iexp_unit
-from vitq_plugins.ops.shift import shift_exp_unit
-from vitq_plugins.ops.shift import shiftgelu_unit
+from vitq_plugins.papers.fqvit.lis import iexp_constants
+from vitq_plugins.papers.fqvit.lis import iexp_unit
+from vitq_plugins.papers.ivit.shift import shift_exp_unit
+from vitq_plugins.papers.ivit.shift import shiftgelu_unit
 
 
 def _rq(qmin: int, qmax: int, zp: int = 0, ratio: float = 1.0, clamp: bool = True) -> Requant:

@@ -12,8 +12,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from vitq_plugins.ops import i_layernorm
 from vitq_plugins.ops import isqrt_newton
+from vitq_plugins.papers.ivit.ilayernorm import i_layernorm
 
 INT31 = 2**31 - 1
 

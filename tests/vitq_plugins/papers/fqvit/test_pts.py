@@ -14,12 +14,12 @@ import torch
 import torch.nn.functional as F
 
 from vitq_plugins.ops import MinMaxObserver
-from vitq_plugins.ops import PTSObserver
-from vitq_plugins.ops import PTSParams
 from vitq_plugins.ops import fake_quant
-from vitq_plugins.ops import pts_fake_quant
-from vitq_plugins.ops import pts_int_layernorm
-from vitq_plugins.ops import pts_quantize
+from vitq_plugins.papers.fqvit.pts import PTSObserver
+from vitq_plugins.papers.fqvit.pts import PTSParams
+from vitq_plugins.papers.fqvit.pts import pts_fake_quant
+from vitq_plugins.papers.fqvit.pts import pts_int_layernorm
+from vitq_plugins.papers.fqvit.pts import pts_quantize
 
 EPS32 = np.finfo(np.float32).eps
 

@@ -1,7 +1,7 @@
 """SQ-b (SmoothQuant with a bias term) folded into every LayerNorm -> Linear pair of a ViT.
 
 MPTQ-style reconstruction of MPTQ-ViT's SQ-b (arXiv 2401.14895, §3; no public code, see
-``vitq_plugins.ops.sqb``): per channel ``j`` of a LayerNorm output ``X``, shift ``z_j = (max_j + min_j) / 2`` and
+``vitq_plugins.papers.mptq.sqb``): per channel ``j`` of a LayerNorm output ``X``, shift ``z_j = (max_j + min_j) / 2`` and
 scale ``s_j = max|X_j - z_j|^alpha / max|W_:,j|^(1 - alpha)`` (SmoothQuant, arXiv 2211.10438, eq. 4), folded as
 ``gamma' = gamma / s``, ``beta' = (beta - z) / s``, ``W' = W diag(s)``, ``b' = b + W z``. The float function is
 unchanged; the LN output becomes symmetric and flatter, which helps per-tensor activation quantization.
@@ -20,10 +20,10 @@ import torch
 from torch import nn
 
 from vitq_plugins.core.errors import VitqError
-from vitq_plugins.ops.sqb import fold_sqb_
-from vitq_plugins.ops.sqb import sqb_alpha_errors
-from vitq_plugins.ops.sqb import sqb_params
 from vitq_plugins.ops.uniform import MinMaxObserver
+from vitq_plugins.papers.mptq.sqb import fold_sqb_
+from vitq_plugins.papers.mptq.sqb import sqb_alpha_errors
+from vitq_plugins.papers.mptq.sqb import sqb_params
 from vitq_plugins.sites import is_attention
 from vitq_plugins.sites import is_block
 
@@ -74,7 +74,7 @@ def apply_sqb(
 
     With ``alpha_search`` (opt-in, ``QuantConfig.options["sqb_alpha_search"] = True``) a second streaming pass
     picks ``alpha`` per LN -> Linear pair from :data:`ALPHA_GRID` by the lowest quantized output error of that
-    Linear (:func:`vitq_plugins.ops.sqb.sqb_alpha_errors` at ``a_bits``/``w_bits``, on at most 2,048 LN-output
+    Linear (:func:`vitq_plugins.papers.mptq.sqb.sqb_alpha_errors` at ``a_bits``/``w_bits``, on at most 2,048 LN-output
     rows per batch), instead of one global ``alpha``. The chosen values are left in ``model.vitq_sqb_alphas``.
 
     Args:

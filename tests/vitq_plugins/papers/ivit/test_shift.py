@@ -12,10 +12,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from vitq_plugins.ops import shift_exp
-from vitq_plugins.ops import shiftgelu
-from vitq_plugins.ops import shiftmax
-from vitq_plugins.ops.shift import Division
+from vitq_plugins.papers.ivit.shift import Division
+from vitq_plugins.papers.ivit.shift import shift_exp
+from vitq_plugins.papers.ivit.shift import shiftgelu
+from vitq_plugins.papers.ivit.shift import shiftmax
 
 INT31 = 2**31 - 1
 
@@ -218,7 +218,7 @@ def test_bad_inputs() -> None:
 @pytest.mark.parametrize("scale", [1.01, 2.0, 3.7])
 def test_coarse_grid_is_refined_by_a_power_of_two_exactly(scale: float) -> None:
     """``S > 1`` (a 6-bit logit grid): the kernel runs on ``x << k`` at ``S / 2^k``, the same real values."""
-    from vitq_plugins.ops.shift import refine_to_unit
+    from vitq_plugins.papers.ivit.shift import refine_to_unit
 
     x = torch.randint(-40, 40, (3, 17), generator=torch.Generator().manual_seed(0), dtype=torch.int64)
     k = max(0, math.ceil(math.log2(scale)))

@@ -41,9 +41,9 @@ from vitq_plugins.ops._checks import check_int_tensor
 from vitq_plugins.ops._checks import check_nonempty
 from vitq_plugins.ops._checks import check_positive
 from vitq_plugins.ops._checks import check_same_last_dim
+from vitq_plugins.ops._intmath import isqrt_newton
 from vitq_plugins.ops._intmath import round_shift
 from vitq_plugins.ops.histogram import MomentHistogram
-from vitq_plugins.ops.ilayernorm import isqrt_newton
 from vitq_plugins.ops.uniform import FLOAT32_EPS
 from vitq_plugins.ops.uniform import MinMaxObserver
 

@@ -34,51 +34,11 @@ from vitq_plugins.ops._checks import check_finite
 from vitq_plugins.ops._checks import check_int_tensor
 from vitq_plugins.ops._checks import check_nonempty
 from vitq_plugins.ops._checks import check_positive
-from vitq_plugins.ops._intmath import floor_log2
+from vitq_plugins.ops._intmath import isqrt_newton
 
 __all__ = ["i_layernorm", "isqrt_newton", "round_div_half_even"]
 
 _INT31_MAX = 2**31 - 1
-
-
-def isqrt_newton(
-    v: torch.Tensor, iters: int = 10, *, init: Literal["auto", "official"] = "auto"
-) -> torch.Tensor:
-    """Integer square root by Newton iteration ``k <- floor((k + floor(v / k)) / 2)``.
-
-    Args:
-        v: Non-negative int64 tensor.
-        iters: Newton steps. With ``init="auto"`` at least 8 are run (enough for all int64 inputs).
-        init: ``"auto"``: start at ``2^ceil(bits(v)/2)`` and correct by +-1 -> exact ``floor(sqrt(v))``.
-            ``"official"``: start at ``2^16`` and run exactly ``iters`` steps (I-ViT), not exact in general.
-
-    Returns:
-        int64 tensor of the same shape.
-
-    Raises:
-        ValueError: On a non-int64 tensor, negative values, ``iters < 1`` or an unknown ``init``.
-    """
-    if v.dtype != torch.int64:
-        raise ValueError(f"isqrt_newton expects an int64 tensor, got dtype {v.dtype}")
-    check_bits(iters, lo=1, hi=1000, what="iters")
-    if v.numel() and bool((v < 0).any()):
-        raise ValueError(f"isqrt_newton expects v >= 0, got min {int(v.min())}")
-    if init == "official":
-        k = torch.full_like(v, 2**16)
-        for _ in range(iters):
-            k = torch.div(k + torch.div(v, k, rounding_mode="floor"), 2, rounding_mode="floor").clamp(min=1)
-        return k
-    if init != "auto":
-        raise ValueError(f"init must be 'auto' or 'official', got {init!r}")
-    vv = v.clamp(min=1)
-    half_bits = torch.div(floor_log2(vv) + 2, 2, rounding_mode="floor")
-    k = torch.ones_like(v) << half_bits
-    for _ in range(max(iters, 8)):
-        k = torch.div(k + torch.div(vv, k, rounding_mode="floor"), 2, rounding_mode="floor").clamp(min=1)
-    k = k - (k > torch.div(vv, k, rounding_mode="floor")).to(torch.int64)
-    k1 = k + 1
-    k = k + (k1 <= torch.div(vv, k1, rounding_mode="floor")).to(torch.int64)
-    return torch.where(v == 0, 0, k)
 
 
 def round_div_half_even(num: torch.Tensor, den: int) -> torch.Tensor:

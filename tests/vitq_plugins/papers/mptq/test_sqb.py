@@ -7,8 +7,8 @@ import torch
 from torch import nn
 
 from vitq_plugins.ops import MinMaxObserver
-from vitq_plugins.ops import fold_sqb_
-from vitq_plugins.ops import sqb_params
+from vitq_plugins.papers.mptq.sqb import fold_sqb_
+from vitq_plugins.papers.mptq.sqb import sqb_params
 
 
 def test_sqb_params_formula() -> None:

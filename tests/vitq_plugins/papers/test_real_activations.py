@@ -16,7 +16,9 @@ from vitq_plugins import ops
 from vitq_plugins.data.cifar import bundled_cifar10
 from vitq_plugins.evaluation.capture import capture_block_activations
 from vitq_plugins.models.reference import vit_tiny_cifar10
-from vitq_plugins.ops.shift import Division
+from vitq_plugins.papers import fqvit
+from vitq_plugins.papers import ivit
+from vitq_plugins.papers.ivit.shift import Division
 
 BLOCKS = (0, 5, 11)
 #: FQ-ViT's integer LIS rounds log2 by the next bit (threshold 1.5 * 2^k, not sqrt(2) * 2^k), so p near 3/4
@@ -50,9 +52,9 @@ def test_pts_beats_per_tensor_minmax(
     _, acts = captured
     for name in _names(acts, ln):
         x = acts[name]
-        obs = ops.PTSObserver(x.shape[-1])
+        obs = fqvit.PTSObserver(x.shape[-1])
         obs.update(x)
-        mse_pts = float(((ops.pts_fake_quant(x, obs.compute()) - x) ** 2).mean())
+        mse_pts = float(((fqvit.pts_fake_quant(x, obs.compute()) - x) ** 2).mean())
         scale, zp = ops.qparams_from_minmax(x.min(), x.max(), 8, symmetric=False, signed=False)
         mse_mm = float(((ops.fake_quant(x, scale, zp, 0, 255) - x) ** 2).mean())
         # measured on the converged weights over every block on 64 images: 2.4x to 3.4x
@@ -68,7 +70,7 @@ def test_i_layernorm_vs_layernorm(captured: tuple[torch.nn.Module, dict[str, tor
         x, s = _int8(acts[name])
         with torch.no_grad():
             ref = F.layer_norm(x * s, mod.normalized_shape, mod.weight, mod.bias, mod.eps)
-            y, ys = ops.i_layernorm(x, s, mod.weight, mod.bias)
+            y, ys = ivit.i_layernorm(x, s, mod.weight, mod.bias)
         err = (y * ys - ref).abs()
         # measured over every block on 64 images (converged weights): max 0.014-0.050, mean <= 0.0094
         assert float(err.max()) < 0.02 * float(ref.abs().max()), name
@@ -80,13 +82,13 @@ def test_shiftmax_and_lis_vs_softmax(captured: tuple[torch.nn.Module, dict[str, 
     for name in _names(acts, "attn.logits"):
         x, s = _int8(acts[name])
         ref = F.softmax(x * s, dim=-1)
-        out, out_scale = ops.shiftmax(x, s)
+        out, out_scale = ivit.shiftmax(x, s)
         err = (out * out_scale - ref).abs()
         # measured over every block on 64 images (converged weights): mean <= 0.004, max 0.022-0.051 (the
         # larger where 8-bit logits are coarse: I0 = floor(-1/S) only approximates -1)
         assert float(err.mean()) < 0.008, name
         assert float(err.max()) < 0.35, name
-        lis = ops.lis_dequant(ops.lis_softmax_int(x, s))
+        lis = fqvit.lis_dequant(fqvit.lis_softmax_int(x, s))
         err_lis = (lis - ref).abs()
         # measured (converged weights, docs/measurements/bench_ops_real.csv): mean <= 0.0029, max <= 0.18
         assert float(err_lis.mean()) < 0.006, name
@@ -115,7 +117,7 @@ def test_shiftgelu_vs_gelu(
     for name in _names(acts, "mlp.fc1"):
         x, s = _int8(acts[name])
         ref = F.gelu(x * s)
-        out, out_scale = ops.shiftgelu(x, s, division=division)
+        out, out_scale = ivit.shiftgelu(x, s, division=division)
         err = (out * out_scale - ref).abs()
         # measured over every block on 64 images (converged weights): official max 0.12-0.22 (truncated
         # reciprocal), exact max 0.040-0.067; mean <= 0.014 for both (the deeper blocks' wider GELU inputs)

@@ -12,12 +12,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from vitq_plugins.ops import int_exp
-from vitq_plugins.ops import lis_attn_v
-from vitq_plugins.ops import lis_dequant
-from vitq_plugins.ops import lis_softmax_int
-from vitq_plugins.ops import log2_fake_quant
-from vitq_plugins.ops import log2_quant
+from vitq_plugins.papers.fqvit.lis import int_exp
+from vitq_plugins.papers.fqvit.lis import lis_attn_v
+from vitq_plugins.papers.fqvit.lis import lis_dequant
+from vitq_plugins.papers.fqvit.lis import lis_softmax_int
+from vitq_plugins.papers.fqvit.lis import log2_fake_quant
+from vitq_plugins.papers.fqvit.lis import log2_quant
 
 A, B, C = 0.35815147, 0.96963238, 1.0
 
@@ -259,7 +259,7 @@ def test_log2_fake_quant_bad_inputs() -> None:
 @pytest.mark.parametrize("scale", [0.6931, 1.0116, 1.503])
 def test_coarse_logit_grid_is_refined_by_a_power_of_two_exactly(scale: float) -> None:
     """``S >= ln 2`` (6 bits and below): the i-exp runs on ``x << k`` at ``S / 2^k``, the same real values."""
-    from vitq_plugins.ops.lis import refine_to_ln2
+    from vitq_plugins.papers.fqvit.lis import refine_to_ln2
 
     x = torch.randint(-30, 30, (4, 9), generator=torch.Generator().manual_seed(0), dtype=torch.int64)
     xr, sr = refine_to_ln2(x, scale)

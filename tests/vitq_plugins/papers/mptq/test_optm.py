@@ -7,12 +7,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from vitq_plugins.ops import OptMSearch
 from vitq_plugins.ops import fake_quant
-from vitq_plugins.ops import search_optm
-from vitq_plugins.ops import twin_dequantize
-from vitq_plugins.ops import twin_fake_quant
-from vitq_plugins.ops import twin_quantize
+from vitq_plugins.papers.mptq.optm import OptMSearch
+from vitq_plugins.papers.mptq.optm import search_optm
+from vitq_plugins.papers.mptq.optm import twin_dequantize
+from vitq_plugins.papers.mptq.optm import twin_fake_quant
+from vitq_plugins.papers.mptq.optm import twin_quantize
 
 
 def post_gelu(n: int, c: int, seed: int) -> torch.Tensor:

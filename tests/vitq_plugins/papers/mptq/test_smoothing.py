@@ -55,7 +55,7 @@ def test_registered_and_errors() -> None:
 
 def test_alpha_search_picks_per_layer_and_keeps_the_function() -> None:
     from vitq_plugins.models.reference import vit_test_tiny
-    from vitq_plugins.transforms.sqb import ALPHA_GRID
+    from vitq_plugins.papers.mptq.smoothing import ALPHA_GRID
 
     g = torch.Generator().manual_seed(3)
     batches = [torch.randn(4, 3, 32, 32, generator=g) for _ in range(2)]
@@ -76,7 +76,7 @@ def test_alpha_search_picks_per_layer_and_keeps_the_function() -> None:
 
 
 def test_alpha_search_error_is_the_chosen_minimum() -> None:
-    from vitq_plugins.ops.sqb import sqb_alpha_errors
+    from vitq_plugins.papers.mptq.sqb import sqb_alpha_errors
 
     g = torch.Generator().manual_seed(0)
     x = torch.randn(512, 16, generator=g) * torch.linspace(0.1, 20.0, 16) + 3.0
