@@ -23,6 +23,7 @@ from vitq_plugins.core import PluginHost
 from vitq_plugins.core import QuantizerSpec
 from vitq_plugins.core import RecipeSpec
 from vitq_plugins.core import Registry
+from vitq_plugins.core import TransformSpec
 from vitq_plugins.core import UnknownNameError
 from vitq_plugins.core import VitqError
 from vitq_plugins.core import get_host
@@ -44,6 +45,7 @@ __all__ = [
     "QuantConfig",
     "QuantizerSpec",
     "RecipeSpec",
+    "TransformSpec",
     "Registry",
     "UnknownNameError",
     "VitqError",

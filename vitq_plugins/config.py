@@ -221,8 +221,13 @@ class QuantConfig:
         return QuantConfig(self.recipe, self.w_bits, self.a_bits, self.attn_bits, merged, self.options)
 
     # --- validation ---------------------------------------------------------------------------
-    def validate(self, host: PluginHost, module_names: Iterable[str] | None = None) -> None:
+    def validate(
+        self, host: PluginHost, module_names: Iterable[str] | None = None, *, backend: str | None = None
+    ) -> None:
         """Check names and ranges against the registries and, if given, the model's module FQNs.
+
+        With ``backend``, bits are checked against the range that wing supports (``QuantizerSpec.wing_bits``),
+        and every quantizer must have an adapter for it.
 
         Raises:
             ConfigError: unknown recipe/quantizer, bits outside a quantizer's range, a site a
@@ -248,11 +253,18 @@ class QuantConfig:
                     raise ConfigError(
                         f"{where}: quantizer {qname!r} cannot quantize site {site!r} (it supports {sorted(spec.sites)})"
                     )
+                if backend is not None and backend not in spec.backends:
+                    have = ", ".join(sorted(spec.backends)) or "none"
+                    raise ConfigError(
+                        f"{where}: quantizer {qname!r} has no {backend!r} implementation (it has: {have})"
+                    )
                 bits = res.bits_for(site)
-                if not spec.min_bits <= bits <= spec.max_bits:
+                lo, hi = spec.bit_range(backend)
+                if not lo <= bits <= hi:
+                    wing = f" in the {backend} backend" if backend in spec.wing_bits else ""
                     raise ConfigError(
                         f"{where}: {bits_key_for_site(site)}={bits} is out of range for quantizer {qname!r} at "
-                        f"site {site!r}: valid {spec.min_bits}..{spec.max_bits}"
+                        f"site {site!r}{wing}: valid {lo}..{hi}"
                     )
         if module_names is not None:
             names = [n for n in module_names if n]

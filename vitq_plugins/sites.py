@@ -79,8 +79,13 @@ def find_sites(model: nn.Module) -> list[tuple[str, str]]:
     return out
 
 
-def plan_sites(model: nn.Module, config: QuantConfig, host: PluginHost | None = None) -> dict[str, Site]:
+def plan_sites(
+    model: nn.Module, config: QuantConfig, host: PluginHost | None = None, *, backend: str | None = None
+) -> dict[str, Site]:
     """Resolve every structural site of ``model`` against ``config`` (layers kept float are left out).
+
+    The config is validated here, once per quantization, against the registries, the model's module names
+    and (with ``backend``) the bit ranges that wing supports.
 
     Raises:
         VitqError: the recipe quantizes a site kind that the model does not have (names what was
@@ -89,7 +94,7 @@ def plan_sites(model: nn.Module, config: QuantConfig, host: PluginHost | None = 
     from vitq_plugins.core.manager import get_host
 
     host = host or get_host()
-    config.validate(host, (n for n, _ in model.named_modules()))
+    config.validate(host, (n for n, _ in model.named_modules()), backend=backend)
     recipe = host.recipes.get(config.recipe)
     structural = find_sites(model)
     present = {s for _, s in structural}

@@ -46,7 +46,7 @@ class BrevitasBackend:
 
     def build(self, model: nn.Module, config: QuantConfig) -> nn.Module:
         """Quantized module tree of a copy of ``model`` without transforms or calibration."""
-        plan_sites(model, config)  # fail before copying
+        plan_sites(model, config, backend=self.name)  # fail before copying
         qmodel = copy.deepcopy(model)
         build_quant_model(qmodel, config)
         return qmodel
@@ -66,28 +66,29 @@ class BrevitasBackend:
                 unknown transform, or no calibration batch.
         """
         host = get_host()
-        plan = plan_sites(model, config, host)
+        plan = plan_sites(model, config, host, backend=self.name)
         recipe = host.recipes.get(config.recipe)
-        from vitq_plugins.transforms import TRANSFORMS
         from vitq_plugins.transforms.gptq import apply_gptq
         from vitq_plugins.transforms.gptq import gptq_layers
         from vitq_plugins.transforms.gptq import rounding_options
+        from vitq_plugins.transforms.recipe import apply_recipe_transforms
+        from vitq_plugins.transforms.recipe import check_recipe_transforms
 
         gptq = rounding_options(config.options)
-
-        for t in recipe.transforms:
-            if t not in TRANSFORMS:
-                raise VitqError(f"recipe {recipe.name!r} needs transform {t!r}; known: {sorted(TRANSFORMS)}")
+        check_recipe_transforms(recipe, host)
         # two passes (transform statistics, then calibration): a re-iterable (e.g. the pipeline's
         # ``BatchLoader.image_batches()``) is read twice, a one-shot iterator is kept in a list
         two_pass = (recipe.transforms or gptq is not None) and isinstance(calib_batches, Iterator)
         batches = list(calib_batches) if two_pass else calib_batches
-        qmodel = copy.deepcopy(model)
-        for t in recipe.transforms:
-            opts = {k[len(t) + 1 :]: v for k, v in config.options.items() if k.startswith(f"{t}_")}
-            if t == "sqb" and opts.get("alpha_search"):  # the per-layer alpha search models the config's bits
-                opts = {"a_bits": config.a_bits, "w_bits": config.w_bits, **opts}
-            qmodel = TRANSFORMS[t](qmodel, batches, **opts)
+        qmodel = apply_recipe_transforms(
+            copy.deepcopy(model),
+            recipe,
+            config.options,
+            batches,
+            host,
+            w_bits=config.w_bits,
+            a_bits=config.a_bits,
+        )
         gptq_stats: dict[str, float] = {}
         if (
             gptq is not None

@@ -114,7 +114,7 @@ def build_quant_model(
             quantizer that cannot take a site) - raised before any module is replaced.
     """
     host = host or get_host()
-    plan = plan_sites(model, config, host)
+    plan = plan_sites(model, config, host, backend="brevitas")
     table = InjectorTable(plan, dict(config.options), host)
     _check_structure(model, plan)
 

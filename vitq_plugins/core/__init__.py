@@ -15,6 +15,7 @@ from vitq_plugins.core.specs import DatasetSpec
 from vitq_plugins.core.specs import ModelSpec
 from vitq_plugins.core.specs import QuantizerSpec
 from vitq_plugins.core.specs import RecipeSpec
+from vitq_plugins.core.specs import TransformSpec
 
 __all__ = [
     "SITES",
@@ -26,6 +27,7 @@ __all__ = [
     "PluginHost",
     "QuantizerSpec",
     "RecipeSpec",
+    "TransformSpec",
     "Registry",
     "UnknownNameError",
     "VitqError",

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from vitq_plugins.core.specs import ModelSpec
     from vitq_plugins.core.specs import QuantizerSpec
     from vitq_plugins.core.specs import RecipeSpec
+    from vitq_plugins.core.specs import TransformSpec
 
 __all__ = ["PROJECT", "hookspec", "hookimpl"]
 
@@ -41,6 +42,11 @@ def vitq_register_quantizers(registry: Registry[QuantizerSpec]) -> None:
 @hookspec
 def vitq_register_recipes(registry: Registry[RecipeSpec]) -> None:
     """Register recipes (named bundles of quantizers per site)."""
+
+
+@hookspec
+def vitq_register_transforms(registry: Registry[TransformSpec]) -> None:
+    """Register model transforms that recipes list by name (e.g. MPTQ-ViT's SQ-b as ``"sqb"``)."""
 
 
 @hookspec

@@ -24,6 +24,7 @@ from vitq_plugins.core.specs import DatasetSpec
 from vitq_plugins.core.specs import ModelSpec
 from vitq_plugins.core.specs import QuantizerSpec
 from vitq_plugins.core.specs import RecipeSpec
+from vitq_plugins.core.specs import TransformSpec
 
 __all__ = [
     "BUILTIN_PLUGINS",
@@ -38,7 +39,8 @@ __all__ = [
 ENTRY_POINT_GROUP = "vitq"
 DISABLE_AUTOLOAD_ENV = "VITQ_DISABLE_PLUGIN_AUTOLOAD"
 
-#: Built-in plugins, one per paper plus the uniform baselines and the bundled assets.
+#: Built-in plugins: the uniform baselines, one package per paper, the bundled assets and the wings.
+#: A new built-in paper adds one line here.
 BUILTIN_PLUGINS: tuple[str, ...] = (
     "vitq_plugins.papers.uniform.plugin",
     "vitq_plugins.papers.fqvit.plugin",
@@ -88,6 +90,7 @@ class PluginHost:
         self._versions: dict[str, str] = {}
         self.quantizers: Registry[QuantizerSpec] = Registry("quantizer")
         self.recipes: Registry[RecipeSpec] = Registry("recipe")
+        self.transforms: Registry[TransformSpec] = Registry("transform")
         self.models: Registry[ModelSpec] = Registry("model")
         self.datasets: Registry[DatasetSpec] = Registry("dataset")
         self.backends: Registry[BackendSpec] = Registry("backend")
@@ -135,6 +138,7 @@ class PluginHost:
         calls: tuple[tuple[str, Registry[Any]], ...] = (
             ("vitq_register_backends", self.backends),
             ("vitq_register_quantizers", self.quantizers),
+            ("vitq_register_transforms", self.transforms),
             ("vitq_register_recipes", self.recipes),
             ("vitq_register_models", self.models),
             ("vitq_register_datasets", self.datasets),
@@ -175,10 +179,11 @@ class PluginHost:
         return out
 
     def registry(self, kind: str) -> Registry[Any]:
-        """The registry for ``kind`` in {quantizers, recipes, models, datasets, backends}."""
+        """The registry for ``kind`` in {quantizers, recipes, transforms, models, datasets, backends}."""
         regs: dict[str, Registry[Any]] = {
             "quantizers": self.quantizers,
             "recipes": self.recipes,
+            "transforms": self.transforms,
             "models": self.models,
             "datasets": self.datasets,
             "backends": self.backends,

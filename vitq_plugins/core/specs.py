@@ -17,12 +17,12 @@ from vitq_plugins.core.errors import VitqError
 
 __all__ = [
     "SITES",
-    "BACKENDS",
     "QuantizerSpec",
     "RecipeSpec",
     "ModelSpec",
     "DatasetSpec",
     "BackendSpec",
+    "TransformSpec",
     "load_ref",
 ]
 
@@ -39,9 +39,6 @@ SITES: tuple[str, ...] = (
     "attn_matmul",
     "residual",
 )
-
-#: Framework wings a quantizer can provide a factory for.
-BACKENDS: tuple[str, ...] = ("brevitas", "fx")
 
 
 def load_ref(ref: str) -> Any:
@@ -69,13 +66,14 @@ def _freeze(m: Mapping[str, str]) -> Mapping[str, str]:
     return MappingProxyType(dict(m))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class QuantizerSpec:
-    """A quantizer: where it applies, its valid bit range and one factory per backend.
+    """A quantizer: where it applies, its valid bit range and its adapter for each wing.
 
-    A backend factory is called as ``factory(site, bits, **options)`` (``site`` one of :data:`SITES`)
-    and returns what that framework consumes: a Brevitas injector class for ``"brevitas"``, an
-    observer/fake-quant constructor (or a custom module class) for ``"fx"``.
+    A wing adapter is called as ``factory(site, bits, **options)`` (``site`` one of :data:`SITES`) and
+    returns what that wing's extension point consumes (a Brevitas injector, an FX observer constructor or
+    custom-module spec, ...); each wing documents its extension point. The wings are discovered from the
+    ``backends`` registry, so a third-party wing is just another key here.
 
     Args:
         name: unique registry name, e.g. ``"pts"`` or ``"lis"``.
@@ -85,7 +83,14 @@ class QuantizerSpec:
         default_bits: bit-width used when the config gives none.
         description: one line for listings.
         paper: citation (arXiv id and section/equation).
-        backends: backend name → ``"module:attr"`` of its factory.
+        backends: wing name -> ``"module:attr"`` of its adapter factory.
+        wing_bits: wing name -> ``(min, max)`` where a wing supports fewer bit-widths than the quantizer
+            (e.g. FX's 8-bit containers); validated once, when the config is planned.
+
+    Example:
+        >>> QuantizerSpec(name="q", sites={"act"}, min_bits=2, max_bits=8, default_bits=8, description="d")
+        ... # doctest: +ELLIPSIS
+        QuantizerSpec(name='q', ...)
     """
 
     name: str
@@ -96,10 +101,16 @@ class QuantizerSpec:
     description: str
     paper: str = ""
     backends: Mapping[str, str] = field(default_factory=dict)
+    wing_bits: Mapping[str, tuple[int, int]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "sites", frozenset(self.sites))
         object.__setattr__(self, "backends", _freeze(self.backends))
+        object.__setattr__(
+            self,
+            "wing_bits",
+            MappingProxyType({k: (int(lo), int(hi)) for k, (lo, hi) in self.wing_bits.items()}),
+        )
         bad = sorted(set(self.sites) - set(SITES))
         if not self.sites or bad:
             raise ValueError(
@@ -110,15 +121,26 @@ class QuantizerSpec:
                 f"quantizer {self.name!r}: need 1 <= min_bits <= default_bits <= max_bits <= 32, got "
                 f"{self.min_bits}, {self.default_bits}, {self.max_bits}"
             )
-        unknown = sorted(set(self.backends) - set(BACKENDS))
-        if unknown:
-            raise ValueError(f"quantizer {self.name!r}: unknown backends {unknown}; valid: {BACKENDS}")
+        for wing, (lo, hi) in self.wing_bits.items():
+            if not self.min_bits <= lo <= hi <= self.max_bits:
+                raise ValueError(
+                    f"quantizer {self.name!r}: wing_bits[{wing!r}]=({lo}, {hi}) must lie within "
+                    f"{self.min_bits}..{self.max_bits}"
+                )
 
-    def check_bits(self, bits: int) -> int:
-        """Return ``bits`` if it lies in this quantizer's range, else raise :class:`VitqError`."""
-        if isinstance(bits, bool) or not isinstance(bits, int) or not self.min_bits <= bits <= self.max_bits:
+    def bit_range(self, backend: str | None = None) -> tuple[int, int]:
+        """``(min, max)`` bits, narrowed to what ``backend`` supports when it declares less."""
+        if backend is not None and backend in self.wing_bits:
+            return self.wing_bits[backend]
+        return self.min_bits, self.max_bits
+
+    def check_bits(self, bits: int, backend: str | None = None) -> int:
+        """Return ``bits`` if it lies in this quantizer's range (on ``backend``), else raise :class:`VitqError`."""
+        lo, hi = self.bit_range(backend)
+        if isinstance(bits, bool) or not isinstance(bits, int) or not lo <= bits <= hi:
+            where = f" in the {backend} backend" if backend in self.wing_bits else ""
             raise VitqError(
-                f"bits={bits!r} is out of range for quantizer {self.name!r}: valid {self.min_bits}..{self.max_bits}"
+                f"bits={bits!r} is out of range for quantizer {self.name!r}{where}: valid {lo}..{hi}"
             )
         return bits
 
@@ -137,6 +159,7 @@ class QuantizerSpec:
             "bits": [self.min_bits, self.max_bits],
             "default_bits": self.default_bits,
             "backends": sorted(self.backends),
+            "wing_bits": {k: list(v) for k, v in sorted(self.wing_bits.items())},
             "description": self.description,
             "paper": self.paper,
         }
@@ -225,6 +248,34 @@ class DatasetSpec:
             "factory": self.factory_ref,
             "num_classes": self.num_classes,
             "description": self.description,
+        }
+
+
+@dataclass(frozen=True)
+class TransformSpec:
+    """A model transform a recipe lists by name (``RecipeSpec.transforms``), applied before quantization.
+
+    The callable behind ``impl_ref`` is ``f(model, batches, *, w_bits, a_bits, **options) -> model``: it may
+    read the calibration batches (re-iterable) and modify ``model`` in place. ``options`` are the config
+    options prefixed with the transform's name (``sqb_alpha`` -> ``alpha``).
+    """
+
+    name: str
+    impl_ref: str
+    description: str
+    paper: str = ""
+
+    def load(self) -> Any:
+        """Import and return the transform callable."""
+        return load_ref(self.impl_ref)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able summary for listings."""
+        return {
+            "name": self.name,
+            "impl": self.impl_ref,
+            "description": self.description,
+            "paper": self.paper,
         }
 
 

@@ -55,6 +55,7 @@ from vitq_plugins.fx.prepare import prepare_model
 from vitq_plugins.fx.prepare import trace
 from vitq_plugins.sites import Site
 from vitq_plugins.sites import plan_sites
+from vitq_plugins.transforms import apply_recipe_transforms
 from vitq_plugins.transforms.gptq import apply_gptq
 from vitq_plugins.transforms.gptq import gptq_layers
 from vitq_plugins.transforms.gptq import rounding_options
@@ -491,28 +492,13 @@ def check_sites(prep: FxPrepared) -> None:
 def apply_transforms(
     model: nn.Module, config: QuantConfig, calib: Iterable[torch.Tensor], host: PluginHost
 ) -> None:
-    """Apply the recipe's model transforms in place (``"sqb"`` -> shared ``apply_sqb``)."""
+    """Apply the recipe's model transforms in place (the shared :func:`apply_recipe_transforms`)."""
     recipe = host.recipes.get(config.recipe)
-    for t in recipe.transforms:
-        if t == "sqb":
-            try:
-                from vitq_plugins.papers.mptq.smoothing import apply_sqb
-            except ImportError as exc:
-                raise VitqError(
-                    f"recipe {recipe.name!r} needs the 'sqb' transform, which is not installed: {exc}"
-                ) from exc
-            apply_sqb(
-                model,
-                calib,
-                alpha=float(config.options.get("sqb_alpha", 0.5)),
-                alpha_search=config.options.get("sqb_alpha_search", False),
-                a_bits=config.a_bits,
-                w_bits=config.w_bits,
-            )
-        else:
-            raise VitqError(
-                f"recipe {recipe.name!r}: unknown transform {t!r} for the fx backend (known: sqb)"
-            )
+    out = apply_recipe_transforms(
+        model, recipe, config.options, calib, host, w_bits=config.w_bits, a_bits=config.a_bits
+    )
+    if out is not model:
+        raise VitqError(f"recipe {recipe.name!r}: the fx backend needs transforms that work in place")
 
 
 def prepare(
@@ -536,7 +522,7 @@ def prepare(
         VitqError: untraceable model, bad config, or requested quantizers that were not applied.
     """
     host = host or get_host()
-    plan = plan_sites(model, config, host)
+    plan = plan_sites(model, config, host, backend="fx")
     work = prepare_model(copy.deepcopy(model).eval())
     if host.recipes.get(config.recipe).transforms:
         apply_transforms(work, config, transform_batches or [example], host)

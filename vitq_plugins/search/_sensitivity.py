@@ -610,14 +610,9 @@ def sensitivity_table(
     batches = list(loader.images())
     work = fp_model
     if spec.transforms:
-        from vitq_plugins.transforms import TRANSFORMS
+        from vitq_plugins.transforms import apply_recipe_transforms
 
-        work = copy.deepcopy(fp_model)
-        for t in spec.transforms:
-            if t not in TRANSFORMS:
-                raise VitqError(f"recipe {recipe!r} needs transform {t!r}; known: {sorted(TRANSFORMS)}")
-            t_opts = {k[len(t) + 1 :]: v for k, v in opts.items() if k.startswith(f"{t}_")}
-            work = TRANSFORMS[t](work, batches, **t_opts)
+        work = apply_recipe_transforms(copy.deepcopy(fp_model), spec, opts, batches, host)
     table = measure_sensitivity(
         work,
         batches,

@@ -23,8 +23,10 @@ from vitq_plugins import hookimpl, QuantizerSpec
 @hookimpl
 def vitq_register_quantizers(registry):
     registry.register("thirdparty_q", QuantizerSpec(
-        "thirdparty_q", frozenset({"act"}), 2, 8, 8, "a third-party quantizer", "none",
-        {"brevitas": "vitq_plugins.brevitas.factories:minmax", "fx": "vitq_plugins.fx.factories:minmax"}))
+        name="thirdparty_q", sites=frozenset({"act"}), min_bits=2, max_bits=8, default_bits=8,
+        description="a third-party quantizer", paper="none",
+        backends={"brevitas": "vitq_plugins.papers.uniform.brevitas:minmax",
+                  "fx": "vitq_plugins.papers.uniform.fx:minmax"}))
 """
 
 
@@ -101,7 +103,17 @@ def test_cli_lists_entry_point_quantizer(plugin_dir: Path) -> None:
 class _DuplicatePlugin:
     @hookimpl
     def vitq_register_quantizers(self, registry: Registry[QuantizerSpec]) -> None:
-        registry.register("pts", QuantizerSpec("pts", frozenset({"ln_input"}), 2, 8, 8, "dup"))
+        registry.register(
+            "pts",
+            QuantizerSpec(
+                name="pts",
+                sites=frozenset({"ln_input"}),
+                min_bits=2,
+                max_bits=8,
+                default_bits=8,
+                description="dup",
+            ),
+        )
 
 
 class _RaisingPlugin:

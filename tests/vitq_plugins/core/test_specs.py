@@ -4,27 +4,47 @@ import pytest
 
 from vitq_plugins.core.errors import VitqError
 from vitq_plugins.core.manager import PluginHost
-from vitq_plugins.core.specs import BACKENDS
 from vitq_plugins.core.specs import SITES
 from vitq_plugins.core.specs import QuantizerSpec
 from vitq_plugins.core.specs import load_ref
 
 
+def _spec(**kw: object) -> QuantizerSpec:
+    args: dict[str, object] = dict(
+        name="x", sites=frozenset({"act"}), min_bits=2, max_bits=8, default_bits=8, description="d"
+    )
+    args.update(kw)
+    return QuantizerSpec(**args)  # type: ignore[arg-type]
+
+
 def test_quantizer_spec_validation() -> None:
     with pytest.raises(ValueError, match="sites"):
-        QuantizerSpec("x", frozenset({"nowhere"}), 2, 8, 8, "d")
+        _spec(sites=frozenset({"nowhere"}))
     with pytest.raises(ValueError, match="min_bits"):
-        QuantizerSpec("x", frozenset({"act"}), 8, 4, 6, "d")
-    with pytest.raises(ValueError, match="backends"):
-        QuantizerSpec("x", frozenset({"act"}), 2, 8, 8, "d", backends={"tvm": "a:b"})
+        _spec(min_bits=8, max_bits=4, default_bits=6)
+    with pytest.raises(ValueError, match=r"wing_bits\['fx'\]"):
+        _spec(wing_bits={"fx": (2, 12)})
+    with pytest.raises(TypeError):  # keyword-only: a positional spec is a mistake waiting to happen
+        QuantizerSpec("x", frozenset({"act"}), 2, 8, 8, "d")  # type: ignore[misc]
+
+
+def test_any_wing_name_is_accepted_and_checked_at_use() -> None:
+    spec = _spec(backends={"tvm": "json:dumps"})
+    assert spec.factory("tvm") is __import__("json").dumps
+    with pytest.raises(VitqError, match="has no 'fx' implementation"):
+        spec.factory("fx")
 
 
 def test_check_bits_names_value_and_range() -> None:
-    spec = QuantizerSpec("lisx", frozenset({"softmax_output"}), 2, 8, 4, "d")
+    spec = _spec(name="lisx", sites=frozenset({"softmax_output"}), default_bits=4, wing_bits={"fx": (2, 6)})
     assert spec.check_bits(4) == 4
     for bad in (0, 9, -1, True, 4.0):
         with pytest.raises(VitqError, match=r"valid 2\.\.8"):
             spec.check_bits(bad)  # type: ignore[arg-type]
+    assert spec.bit_range("fx") == (2, 6) and spec.bit_range("brevitas") == (2, 8)
+    assert spec.check_bits(8, "brevitas") == 8
+    with pytest.raises(VitqError, match=r"in the fx backend: valid 2\.\.6"):
+        spec.check_bits(7, "fx")
 
 
 def test_load_ref_errors() -> None:
@@ -47,7 +67,7 @@ def test_every_builtin_quantizer_is_well_formed(builtin_host: PluginHost) -> Non
     for name, spec in builtin_host.quantizers.items():
         assert spec.name == name
         assert set(spec.sites) <= set(SITES)
-        assert set(spec.backends) == set(BACKENDS), f"{name} lacks a backend factory"
+        assert set(spec.backends) == set(builtin_host.backends), f"{name} lacks an adapter for a wing"
         assert spec.description and spec.paper
 
 

@@ -11,7 +11,11 @@ from vitq_plugins.core.specs import RecipeSpec
 
 
 def _refs(name: str) -> dict[str, str]:
-    return {"brevitas": f"vitq_plugins.brevitas.factories:{name}", "fx": f"vitq_plugins.fx.factories:{name}"}
+    """This package's adapter of quantizer ``name`` for each wing."""
+    return {
+        "brevitas": f"vitq_plugins.papers.fqvit.brevitas:{name}",
+        "fx": f"vitq_plugins.papers.fqvit.fx:{name}",
+    }
 
 
 @hookimpl
@@ -20,27 +24,29 @@ def vitq_register_quantizers(registry: Registry[QuantizerSpec]) -> None:
     registry.register(
         "pts",
         QuantizerSpec(
-            "pts",
-            frozenset({"ln_input"}),
-            2,
-            16,
-            8,
-            "Power-of-Two Factor: one layer scale s, channel c uses s*2^alpha_c, alpha_c in 0..K",
-            "FQ-ViT arXiv 2111.13824 §3.2, eqs. 9-10",
-            _refs("pts"),
+            name="pts",
+            sites=frozenset({"ln_input"}),
+            min_bits=2,
+            max_bits=16,
+            default_bits=8,
+            description="Power-of-Two Factor: one layer scale s, channel c uses s*2^alpha_c, alpha_c in 0..K",
+            paper="FQ-ViT arXiv 2111.13824 §3.2, eqs. 9-10",
+            backends=_refs("pts"),
+            wing_bits={"fx": (2, 8)},  # FX: quint8/qint8 containers
         ),
     )
     registry.register(
         "lis",
         QuantizerSpec(
-            "lis",
-            frozenset({"softmax_output"}),
-            2,
-            8,
-            4,
-            "Log-Int-Softmax: b-bit log2 codes of the attention map, attn@V as shifts",
-            "FQ-ViT arXiv 2111.13824 §3.3, eqs. 13-16",
-            _refs("lis"),
+            name="lis",
+            sites=frozenset({"softmax_output"}),
+            min_bits=2,
+            max_bits=8,
+            default_bits=4,
+            description="Log-Int-Softmax: b-bit log2 codes of the attention map, attn@V as shifts",
+            paper="FQ-ViT arXiv 2111.13824 §3.3, eqs. 13-16",
+            backends=_refs("lis"),
+            wing_bits={"fx": (2, 6)},  # FX: the shift-based attn@V of 8-bit containers
         ),
     )
 

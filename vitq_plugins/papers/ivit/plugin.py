@@ -11,7 +11,11 @@ from vitq_plugins.core.specs import RecipeSpec
 
 
 def _refs(name: str) -> dict[str, str]:
-    return {"brevitas": f"vitq_plugins.brevitas.factories:{name}", "fx": f"vitq_plugins.fx.factories:{name}"}
+    """This package's adapter of quantizer ``name`` for each wing."""
+    return {
+        "brevitas": f"vitq_plugins.papers.ivit.brevitas:{name}",
+        "fx": f"vitq_plugins.papers.ivit.fx:{name}",
+    }
 
 
 @hookimpl
@@ -20,40 +24,40 @@ def vitq_register_quantizers(registry: Registry[QuantizerSpec]) -> None:
     registry.register(
         "shiftmax",
         QuantizerSpec(
-            "shiftmax",
-            frozenset({"softmax_output"}),
-            2,
-            16,
-            8,
-            "Shiftmax: integer softmax from shift-based exp (x*log2e by shifts, 2^r ~ r/2+1)",
-            "I-ViT arXiv 2207.01405 §3.3, eqs. 9-14",
-            _refs("shiftmax"),
+            name="shiftmax",
+            sites=frozenset({"softmax_output"}),
+            min_bits=2,
+            max_bits=16,
+            default_bits=8,
+            description="Shiftmax: integer softmax from shift-based exp (x*log2e by shifts, 2^r ~ r/2+1)",
+            paper="I-ViT arXiv 2207.01405 §3.3, eqs. 9-14",
+            backends=_refs("shiftmax"),
         ),
     )
     registry.register(
         "shiftgelu",
         QuantizerSpec(
-            "shiftgelu",
-            frozenset({"gelu_output"}),
-            2,
-            16,
-            8,
-            "ShiftGELU: x*sigmoid(1.702x) with shift-based exps",
-            "I-ViT arXiv 2207.01405 §3.4, eqs. 15-17",
-            _refs("shiftgelu"),
+            name="shiftgelu",
+            sites=frozenset({"gelu_output"}),
+            min_bits=2,
+            max_bits=16,
+            default_bits=8,
+            description="ShiftGELU: x*sigmoid(1.702x) with shift-based exps",
+            paper="I-ViT arXiv 2207.01405 §3.4, eqs. 15-17",
+            backends=_refs("shiftgelu"),
         ),
     )
     registry.register(
         "ilayernorm",
         QuantizerSpec(
-            "ilayernorm",
-            frozenset({"ln_input"}),
-            2,
-            16,
-            8,
-            "I-LayerNorm: integer mean/variance, Newton integer sqrt, dyadic affine",
-            "I-ViT arXiv 2207.01405 §3.5",
-            _refs("ilayernorm"),
+            name="ilayernorm",
+            sites=frozenset({"ln_input"}),
+            min_bits=2,
+            max_bits=16,
+            default_bits=8,
+            description="I-LayerNorm: integer mean/variance, Newton integer sqrt, dyadic affine",
+            paper="I-ViT arXiv 2207.01405 §3.5",
+            backends=_refs("ilayernorm"),
         ),
     )
 

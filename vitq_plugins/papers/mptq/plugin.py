@@ -9,10 +9,15 @@ from vitq_plugins.core.registry import Registry
 from vitq_plugins.core.specs import SITES
 from vitq_plugins.core.specs import QuantizerSpec
 from vitq_plugins.core.specs import RecipeSpec
+from vitq_plugins.core.specs import TransformSpec
 
 
 def _refs(name: str) -> dict[str, str]:
-    return {"brevitas": f"vitq_plugins.brevitas.factories:{name}", "fx": f"vitq_plugins.fx.factories:{name}"}
+    """This package's adapter of quantizer ``name`` for each wing."""
+    return {
+        "brevitas": f"vitq_plugins.papers.mptq.brevitas:{name}",
+        "fx": f"vitq_plugins.papers.mptq.fx:{name}",
+    }
 
 
 @hookimpl
@@ -21,14 +26,28 @@ def vitq_register_quantizers(registry: Registry[QuantizerSpec]) -> None:
     registry.register(
         "optm",
         QuantizerSpec(
-            "optm",
-            frozenset({"gelu_output"}),
-            2,
-            16,
-            8,
-            "OPT-m: post-GELU twin scales (positive = 2^m * negative), m and scale searched on fc2 output MSE",
-            "MPTQ-ViT arXiv 2401.14895 (abstract; MPTQ-style reconstruction)",
-            _refs("optm"),
+            name="optm",
+            sites=frozenset({"gelu_output"}),
+            min_bits=2,
+            max_bits=16,
+            default_bits=8,
+            description="OPT-m: post-GELU twin scales (positive = 2^m * negative), m and scale searched on fc2 output MSE",
+            paper="MPTQ-ViT arXiv 2401.14895 (abstract; MPTQ-style reconstruction)",
+            backends=_refs("optm"),
+        ),
+    )
+
+
+@hookimpl
+def vitq_register_transforms(registry: Registry[TransformSpec]) -> None:
+    """``sqb``: SmoothQuant with bias folded into each LayerNorm -> Linear pair (options ``sqb_*``)."""
+    registry.register(
+        "sqb",
+        TransformSpec(
+            "sqb",
+            "vitq_plugins.papers.mptq.smoothing:apply_sqb",
+            "SQ-b: SmoothQuant scales and a bias shift folded into LayerNorm and the Linears it feeds",
+            "MPTQ-ViT arXiv 2401.14895 (MPTQ-style); SmoothQuant arXiv 2211.10438",
         ),
     )
 

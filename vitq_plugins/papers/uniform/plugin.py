@@ -16,7 +16,11 @@ _ACT_SITES = frozenset(s for s in SITES if s != "weight")
 
 
 def _refs(name: str) -> dict[str, str]:
-    return {"brevitas": f"vitq_plugins.brevitas.factories:{name}", "fx": f"vitq_plugins.fx.factories:{name}"}
+    """This package's adapter of quantizer ``name`` for each wing."""
+    return {
+        "brevitas": f"vitq_plugins.papers.uniform.brevitas:{name}",
+        "fx": f"vitq_plugins.papers.uniform.fx:{name}",
+    }
 
 
 @hookimpl
@@ -25,40 +29,43 @@ def vitq_register_quantizers(registry: Registry[QuantizerSpec]) -> None:
     registry.register(
         "minmax",
         QuantizerSpec(
-            "minmax",
-            frozenset(SITES),
-            2,
-            16,
-            8,
-            "uniform MinMax: weights per-channel symmetric, activations per-tensor asymmetric",
-            "FQ-ViT arXiv 2111.13824 §4.1 (baseline)",
-            _refs("minmax"),
+            name="minmax",
+            sites=frozenset(SITES),
+            min_bits=2,
+            max_bits=16,
+            default_bits=8,
+            description="uniform MinMax: weights per-channel symmetric, activations per-tensor asymmetric",
+            paper="FQ-ViT arXiv 2111.13824 §4.1 (baseline)",
+            backends=_refs("minmax"),
+            wing_bits={"fx": (2, 8)},  # FX: quint8/qint8 containers
         ),
     )
     registry.register(
         "percentile",
         QuantizerSpec(
-            "percentile",
-            _ACT_SITES,
-            2,
-            16,
-            8,
-            "uniform, range clipped at the 99.999th percentile (EMA over batches)",
-            "FQ-ViT arXiv 2111.13824 Table 1 (baseline)",
-            _refs("percentile"),
+            name="percentile",
+            sites=_ACT_SITES,
+            min_bits=2,
+            max_bits=16,
+            default_bits=8,
+            description="uniform, range clipped at the 99.999th percentile (EMA over batches)",
+            paper="FQ-ViT arXiv 2111.13824 Table 1 (baseline)",
+            backends=_refs("percentile"),
+            wing_bits={"fx": (2, 8)},  # FX: quint8/qint8 containers
         ),
     )
     registry.register(
         "omse",
         QuantizerSpec(
-            "omse",
-            _ACT_SITES,
-            2,
-            16,
-            8,
-            "uniform, range shrunk to minimise the L2 quantization error",
-            "OMSE, Choukroun et al. 2019; FQ-ViT Table 1 (baseline)",
-            _refs("omse"),
+            name="omse",
+            sites=_ACT_SITES,
+            min_bits=2,
+            max_bits=16,
+            default_bits=8,
+            description="uniform, range shrunk to minimise the L2 quantization error",
+            paper="OMSE, Choukroun et al. 2019; FQ-ViT Table 1 (baseline)",
+            backends=_refs("omse"),
+            wing_bits={"fx": (2, 8)},  # FX: quint8/qint8 containers
         ),
     )
 

@@ -7,10 +7,10 @@ import torch
 from torch import nn
 
 from vitq_plugins.core.errors import VitqError
+from vitq_plugins.core.manager import PluginHost
 from vitq_plugins.models.reference import vit_test_tiny
-from vitq_plugins.transforms import TRANSFORMS
-from vitq_plugins.transforms import apply_sqb
-from vitq_plugins.transforms import ln_linear_pairs
+from vitq_plugins.papers.mptq.smoothing import apply_sqb
+from vitq_plugins.papers.mptq.smoothing import ln_linear_pairs
 
 
 def _batches(n: int = 3) -> list[torch.Tensor]:
@@ -46,7 +46,7 @@ def test_function_preserved_and_ln_outputs_centred() -> None:
 
 
 def test_registered_and_errors() -> None:
-    assert TRANSFORMS["sqb"] is apply_sqb
+    assert PluginHost(autoload=False).transforms.get("sqb").load() is apply_sqb
     with pytest.raises(VitqError, match="LayerNorm -> Linear"):
         apply_sqb(nn.Sequential(nn.Linear(4, 4)), [torch.randn(1, 4)])
     with pytest.raises(VitqError, match="empty"):

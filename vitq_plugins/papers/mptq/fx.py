@@ -1,0 +1,7 @@
+"""The torch.ao FX adapters of this package's quantizers (``QuantizerSpec.backends["fx"]`` points here)."""
+
+from __future__ import annotations
+
+from vitq_plugins.fx.factories import optm
+
+__all__ = ["optm"]
