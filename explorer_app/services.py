@@ -28,7 +28,6 @@ import json
 import os
 from pathlib import Path
 import platform
-import subprocess
 import tempfile
 import threading
 from typing import TYPE_CHECKING
@@ -41,6 +40,8 @@ from explorer_app.state import Settings
 from explorer_app.state import digest
 from vitq_plugins.config import QuantConfig
 from vitq_plugins.core.errors import VitqError
+from vitq_plugins.provenance import git_commit
+from vitq_plugins.provenance import weights_digest
 
 if TYPE_CHECKING:
     from torch import nn
@@ -136,14 +137,6 @@ class FPModel:
         return [n for n, _ in self.module.named_modules()]
 
 
-def _weights_digest(module: nn.Module) -> str:
-    h = hashlib.sha256()
-    for name, t in module.state_dict().items():
-        h.update(name.encode())
-        h.update(t.detach().cpu().contiguous().numpy().tobytes())
-    return h.hexdigest()[:16]
-
-
 @st.cache_resource(show_spinner=False, max_entries=4)
 def load_fp_model(model: str, pretrained: bool = True, arch: str | None = None) -> FPModel:
     """Resolve ``model`` like ``vitq quantize --model`` does and describe it.
@@ -177,7 +170,7 @@ def load_fp_model(model: str, pretrained: bool = True, arch: str | None = None) 
         float_params=int(float_params),
         matmul_macs=dict(matmul),
         macs=count_macs(module, size),
-        weights_digest=_weights_digest(module),
+        weights_digest=weights_digest(module, 16),
         n_params=int(sum(p.numel() for p in module.parameters())),
         fp_size_mb=float(weight_size_mb(module)),
         layernorms=tuple(n for n, m in module.named_modules() if isinstance(m, torch.nn.LayerNorm)),
@@ -590,20 +583,6 @@ def export_model(settings: Settings, fp: FPModel, cfg: QuantConfig, fmt: str) ->
     return data, result
 
 
-def _git_commit() -> str | None:
-    try:
-        out = subprocess.run(
-            ["git", "-C", str(REPO), "describe", "--always", "--dirty", "--abbrev=12"],
-            capture_output=True,
-            text=True,
-            timeout=5,
-            check=True,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return out.stdout.strip() or None
-
-
 @st.cache_resource(show_spinner=False)
 def provenance() -> dict[str, Any]:
     """Versions, platform and the git commit (for the results CSV)."""
@@ -618,6 +597,6 @@ def provenance() -> dict[str, Any]:
         "streamlit_version": st.__version__,
         "plotly_version": plotly.__version__,
         "python_version": platform.python_version(),
-        "commit": _git_commit(),
+        "commit": git_commit(REPO),
         "reference_weights_commit": meta.get("commit"),
     }

@@ -60,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     from vitq_plugins import get_backend
     from vitq_plugins.models.resolve import resolve_model
     from vitq_plugins.pipeline import fp_evaluation
-    from vitq_plugins.search._run import evaluate_config
+    from vitq_plugins.search import evaluate_config
 
     extra: dict[str, Any] = {}
     for kv in filter(None, args.extra_options.split(",")):

@@ -60,11 +60,11 @@ def main(argv: list[str] | None = None) -> int:
     from vitq_plugins.commands.sensitivity import parse_candidates
     from vitq_plugins.search import Budget
     from vitq_plugins.search import compare_assignments
+    from vitq_plugins.search import evaluate_config
     from vitq_plugins.search import greedy_sweep
+    from vitq_plugins.search import sensitivity_table
     from vitq_plugins.search import solve_ilp
-    from vitq_plugins.search._run import evaluate_config
-    from vitq_plugins.search._run import to_quant_config
-    from vitq_plugins.search._sensitivity import sensitivity_table
+    from vitq_plugins.search import to_quant_config
 
     wall = time.perf_counter()
     table = sensitivity_table(

@@ -44,7 +44,6 @@ from pathlib import Path
 import platform
 import shlex
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -60,6 +59,7 @@ from vitq_plugins.commands import add_executor_arguments  # noqa: E402
 from vitq_plugins.commands import executor_from_args  # noqa: E402
 from vitq_plugins.core.errors import VitqError  # noqa: E402
 from vitq_plugins.executors import Executor  # noqa: E402
+from vitq_plugins.provenance import git_commit  # noqa: E402
 
 MODEL = "vit_tiny_cifar10"
 #: (w_bits, a_bits, attn_bits), FQ-ViT's W/A/Attn columns
@@ -176,23 +176,6 @@ def default_data() -> Path | str:
 
 
 # ----------------------------------------------------------------------------------------------- helpers
-
-
-def _git_commit() -> str:
-    try:
-        head = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-    return head + ("+dirty" if dirty else "")
 
 
 def _cpu_name() -> str:
@@ -835,7 +818,7 @@ class Bench:
         return {
             "command": "python integration/benchmark.py " + " ".join(shlex.quote(a) for a in self.args.argv),
             "date_utc": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
-            "git_commit": _git_commit(),
+            "git_commit": git_commit(ROOT),
             "versions": v,
             "model": self.args.model,
             "seed": self.args.seed,

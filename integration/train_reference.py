@@ -31,7 +31,6 @@ import json
 import math
 import os
 from pathlib import Path
-import subprocess
 import sys
 import time
 from typing import Any
@@ -48,19 +47,7 @@ from vitq_plugins.models.reference import ASSETS  # noqa: E402
 from vitq_plugins.models.reference import CIFAR10_MEAN  # noqa: E402
 from vitq_plugins.models.reference import CIFAR10_STD  # noqa: E402
 from vitq_plugins.models.reference import build_reference_arch  # noqa: E402
-
-
-def _git_commit() -> str:
-    try:
-        return subprocess.run(
-            ["git", "rev-parse", "HEAD"],
-            capture_output=True,
-            text=True,
-            check=True,
-            cwd=Path(__file__).parent,
-        ).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
+from vitq_plugins.provenance import git_commit  # noqa: E402
 
 
 def load_split(data: Path, split: str, cache: Path | None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -250,7 +237,7 @@ def main(argv: list[str] | None = None) -> int:
         "device": device if device == "cpu" else torch.cuda.get_device_name(),
         "data": "CIFAR-10 train split, packed JPEG (50,000 images)",
         "init_from": str(args.init_from) if args.init_from else None,
-        "commit": _git_commit(),
+        "commit": git_commit(Path(__file__).parent),
         "torch": torch.__version__,
         "history": [],
     }

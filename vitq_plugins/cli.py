@@ -27,10 +27,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "quantize": ("quantize", "quantize, calibrate, evaluate (and export) a model"),
     "sensitivity": ("sensitivity", "per-layer sensitivity to lower bit-widths"),
     "search": ("search", "mixed-precision search (greedy or ILP) under a budget"),
-    "bench": ("bench", "regenerate the results tables"),
 }
 
-_LISTINGS = ("quantizers", "recipes", "models", "datasets", "backends")
+_LISTINGS = ("quantizers", "recipes", "transforms", "models", "datasets", "backends")
 
 
 class _Parser(argparse.ArgumentParser):

@@ -9,6 +9,7 @@ from explorer_app import services
 from explorer_app.state import Settings
 from vitq_plugins.config import LayerOverride
 from vitq_plugins.config import QuantConfig
+from vitq_plugins.provenance import weights_digest
 
 pytestmark = pytest.mark.app
 
@@ -24,7 +25,7 @@ def test_settings_come_from_the_environment(small: Settings) -> None:
 
 def test_evaluation_is_cached_by_config_and_resumes_from_disk(small: Settings) -> None:
     fp = services.load_fp_model(small.model, small.pretrained, small.arch)
-    before = services._weights_digest(fp.module)
+    before = weights_digest(fp.module, 16)
     cfg = QuantConfig("minmax", 8, 8, 8, {"blocks.0.mlp.fc2": LayerOverride(w_bits=4)})
     results: dict[str, object] = {}
     rec, cached = services.evaluate(small, fp, cfg, results, label="a", source="manual")
@@ -33,7 +34,7 @@ def test_evaluation_is_cached_by_config_and_resumes_from_disk(small: Settings) -
     assert res["n_eval"] == 50 and res["n_calib"] == 16 and res["model"] == "vit_test_tiny"
     assert 0.0 <= res["q_top1"] <= 1.0 and res["size_mb"] < res["fp_size_mb"]
     # the shared FP model was not quantized in place
-    assert services._weights_digest(fp.module) == before
+    assert weights_digest(fp.module, 16) == before
     assert not any("Quant" in type(m).__name__ for m in fp.module.modules())
     # same config: session cache; a new session: the disk cache (resumable)
     assert services.evaluate(small, fp, cfg, results, label="a", source="manual")[1]
@@ -71,7 +72,7 @@ def test_uploaded_checkpoint_loads_into_an_architecture(small: Settings) -> None
     assert path.suffix == ".safetensors" and path.read_bytes() == data
     assert services.save_upload("mine.safetensors", data) == path  # content-addressed
     fp = services.load_fp_model(str(path), True, "vit_test_tiny")
-    assert fp.weights_digest == services._weights_digest(ref)
+    assert fp.weights_digest == weights_digest(ref, 16)
     with pytest.raises(VitqError, match="not a checkpoint"):
         services.save_upload("notes.txt", io.BytesIO(b"x").getvalue())
 

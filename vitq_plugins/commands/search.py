@@ -31,9 +31,9 @@ from vitq_plugins.core.errors import VitqError
 
 if TYPE_CHECKING:
     from vitq_plugins.executors import Executor
-    from vitq_plugins.search._greedy import Step
-    from vitq_plugins.search._run import SearchResult
-    from vitq_plugins.search._table import SensitivityTable
+    from vitq_plugins.search import SearchResult
+    from vitq_plugins.search import SensitivityTable
+    from vitq_plugins.search import Step
 
 __all__ = ["MEASURED_KEYS", "add_arguments", "pick_points", "run"]
 
@@ -92,7 +92,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _budgets(args: argparse.Namespace) -> list[Any]:
-    from vitq_plugins.search._space import Budget
+    from vitq_plugins.search import Budget
 
     out = []
     for kind, value in (("mb", args.budget_mb), ("avg_bits", args.avg_bits), ("bops", args.bops)):
@@ -137,8 +137,8 @@ def _search_and_reevaluate(
     args: argparse.Namespace, budgets: list[Any], executor: Executor
 ) -> tuple[SensitivityTable, SearchResult, list[dict[str, Any]]]:
     """The table, the search and the measured points (the re-evaluations run as one sweep on ``executor``)."""
-    from vitq_plugins.search._run import run_search
-    from vitq_plugins.search._run import to_quant_config
+    from vitq_plugins.search import run_search
+    from vitq_plugins.search import to_quant_config
 
     table = table_from_args(args, executor)
     result: SearchResult = run_search(
@@ -204,8 +204,8 @@ def run(args: argparse.Namespace) -> int:
     import json
 
     from vitq_plugins.commands import executor_from_args
-    from vitq_plugins.search._run import to_quant_config
-    from vitq_plugins.search._space import format_cost
+    from vitq_plugins.search import format_cost
+    from vitq_plugins.search import to_quant_config
 
     budgets = _budgets(args)
     out = Path(args.out)

@@ -1,7 +1,7 @@
 """``vitq sensitivity``: per-layer loss when only one layer's weights or inputs are lowered.
 
 AIMET AMP phase 1 / MPTQ-ViT Greedy MP (arXiv 2401.14895) layer-wise measurement; see
-:mod:`vitq_plugins.search._sensitivity`. Results are cached on disk (JSON) under ``--cache-dir``.
+:func:`vitq_plugins.search.sensitivity_table`. Results are cached on disk (JSON) under ``--cache-dir``.
 
 Example:
     vitq sensitivity --model vit_tiny_cifar10 --recipe minmax --candidates 8,6,5,4 --metric kl --calib 256
@@ -21,7 +21,7 @@ from vitq_plugins.core.errors import VitqError
 
 if TYPE_CHECKING:
     from vitq_plugins.executors import Executor
-    from vitq_plugins.search._table import SensitivityTable
+    from vitq_plugins.search import SensitivityTable
 
 __all__ = ["add_arguments", "add_sensitivity_arguments", "parse_candidates", "run", "table_from_args"]
 
@@ -98,7 +98,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def table_from_args(args: argparse.Namespace, executor: Executor | None = None) -> SensitivityTable:
     """Measure (or load from cache) the table the flags describe, on ``executor`` (default serial)."""
-    from vitq_plugins.search._sensitivity import sensitivity_table
+    from vitq_plugins.search import sensitivity_table
 
     return sensitivity_table(
         args.model,

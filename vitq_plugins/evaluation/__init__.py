@@ -12,8 +12,8 @@ from vitq_plugins.evaluation.capture import capture_block_activations
 from vitq_plugins.evaluation.evaluate import EvalResult
 from vitq_plugins.evaluation.evaluate import collect_logits
 from vitq_plugins.evaluation.evaluate import evaluate
+from vitq_plugins.evaluation.layer_table import layer_table
 from vitq_plugins.evaluation.macs import count_macs
-from vitq_plugins.evaluation.macs import layer_table
 from vitq_plugins.evaluation.metrics import kl_divergence
 from vitq_plugins.evaluation.metrics import top1_agreement
 from vitq_plugins.evaluation.metrics import topk_accuracy

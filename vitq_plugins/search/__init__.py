@@ -44,6 +44,7 @@ from vitq_plugins.search._space import Budget
 from vitq_plugins.search._space import CostModel
 from vitq_plugins.search._space import Layer
 from vitq_plugins.search._space import SearchSpace
+from vitq_plugins.search._space import format_cost
 from vitq_plugins.search._space import parse_pins
 from vitq_plugins.search._table import METRICS
 from vitq_plugins.search._table import SensitivityTable
@@ -69,6 +70,7 @@ __all__ = [
     "default_cache_dir",
     "evaluate_config",
     "find_layers",
+    "format_cost",
     "greedy_sweep",
     "measure_sensitivity",
     "parse_pins",

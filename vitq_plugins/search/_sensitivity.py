@@ -37,6 +37,7 @@ from typing import Any
 import numpy as np
 
 from vitq_plugins.core.errors import VitqError
+from vitq_plugins.provenance import weights_digest
 from vitq_plugins.search._space import Layer
 from vitq_plugins.search._table import METRICS
 from vitq_plugins.search._table import SensitivityTable
@@ -488,15 +489,6 @@ def measure_sensitivity(
     )
 
 
-def _weights_digest(model: nn.Module) -> str:
-    h = hashlib.sha256()
-    for name, t in sorted(model.state_dict().items()):
-        h.update(name.encode())
-        h.update(str(tuple(t.shape)).encode())
-        h.update(t.detach().cpu().contiguous().numpy().tobytes())
-    return h.hexdigest()
-
-
 def cache_path(cache_dir: str | Path, key: Mapping[str, Any]) -> Path:
     """``<cache_dir>/sensitivity-<model>-<sha256 of the key, 16 hex>.json``."""
     digest = hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:16]
@@ -581,7 +573,7 @@ def sensitivity_table(
     key = {
         "engine": _ENGINE_VERSION,
         "model": model_name,
-        "weights": _weights_digest(fp_model),
+        "weights": weights_digest(fp_model),
         "data": data_name,
         "n_calib": loader.num_images,
         "seed": seed,

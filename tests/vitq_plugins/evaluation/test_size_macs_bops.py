@@ -13,8 +13,8 @@ from vitq_plugins.config import QuantConfig
 from vitq_plugins.core.errors import VitqError
 from vitq_plugins.evaluation.bops import bits_by_layer
 from vitq_plugins.evaluation.bops import bops
+from vitq_plugins.evaluation.layer_table import layer_table
 from vitq_plugins.evaluation.macs import count_macs
-from vitq_plugins.evaluation.macs import layer_table
 from vitq_plugins.evaluation.size import weight_bits
 from vitq_plugins.evaluation.size import weight_size_mb
 from vitq_plugins.models.reference import vit_test_tiny
