@@ -109,13 +109,13 @@ def test_quick_sanity(bench: ModuleType, quick_run: dict[str, Any]) -> None:
 
 def test_check_flags_missing_rows_and_top1_above_fp(bench: ModuleType) -> None:
     plan = bench.make_plan(bench.build_parser().parse_args(["--quick", "--mp-bits", ""]))
-    fp = bench._row("accuracy", "FP", top1=0.5, n_eval=1000, agreement=1.0)
+    fp = bench.result_row("accuracy", "FP", top1=0.5, n_eval=1000, agreement=1.0)
     rows = [fp] + [
-        bench._row("accuracy", name, top1=0.5, agreement=0.9, n_eval=1000)
+        bench.result_row("accuracy", name, top1=0.5, agreement=0.9, n_eval=1000)
         for name in bench.expected_names(plan, "minmax")[1:]
     ]
     speed = [
-        bench._row("speed", e, batch=b, median_ms=1.0 if "int8" in e else 2.0)
+        bench.result_row("speed", e, batch=b, median_ms=1.0 if "int8" in e else 2.0)
         for e in bench.ENGINES
         for b in bench.SPEED_BATCHES
     ]
@@ -133,12 +133,12 @@ def test_check_flags_missing_rows_and_top1_above_fp(bench: ModuleType) -> None:
 def test_check_timing_rule_only_when_asked(bench: ModuleType) -> None:
     plan = bench.make_plan(bench.build_parser().parse_args(["--quick", "--mp-bits", ""]))
     rows = [
-        bench._row("accuracy", n, top1=0.5, agreement=1.0, n_eval=1000)
+        bench.result_row("accuracy", n, top1=0.5, agreement=1.0, n_eval=1000)
         for n in bench.expected_names(plan, "minmax")
     ]
     slow = {bench.QCDQ_ENGINE: 3.0, bench.ORT_FP32: 2.0}
     speed = [
-        bench._row("speed", e, batch=b, median_ms=slow.get(e, 1.0))
+        bench.result_row("speed", e, batch=b, median_ms=slow.get(e, 1.0))
         for e in bench.ENGINES
         for b in bench.SPEED_BATCHES
     ]

@@ -1,0 +1,1 @@
+"""The pieces of ``integration/benchmark.py``: plan, measurement runtime, steps and report."""
