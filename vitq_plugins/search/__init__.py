@@ -1,7 +1,8 @@
 """Mixed-precision search: per-layer sensitivity, a greedy Pareto sweep and an exact ILP.
 
-* :mod:`~vitq_plugins.search._sensitivity` - per-layer, per-candidate loss when only that layer's weights
+* :mod:`~vitq_plugins.search._measure` - per-layer, per-candidate loss when only that layer's weights
   or activations are lowered (AIMET AMP phase 1), from cached FP block inputs.
+* :mod:`~vitq_plugins.search._sensitivity` - the sensitivity table of a model and recipe, cached on disk.
 * :mod:`~vitq_plugins.search._greedy` - the MPTQ-style greedy sweep (MPTQ-ViT arXiv 2401.14895 "Greedy MP";
   AIMET AMP phase 2).
 * :mod:`~vitq_plugins.search._ilp` - the HAWQ-V3 integer program (arXiv 2011.10680) with
@@ -26,15 +27,15 @@ from vitq_plugins.search._greedy import greedy_sweep
 from vitq_plugins.search._ilp import IlpResult
 from vitq_plugins.search._ilp import compare_assignments
 from vitq_plugins.search._ilp import solve_ilp
+from vitq_plugins.search._measure import DEFAULT_CANDIDATES
+from vitq_plugins.search._measure import find_layers
+from vitq_plugins.search._measure import measure_sensitivity
 from vitq_plugins.search._run import METHODS
 from vitq_plugins.search._run import SearchResult
 from vitq_plugins.search._run import evaluate_config
 from vitq_plugins.search._run import run_search
 from vitq_plugins.search._run import to_quant_config
-from vitq_plugins.search._sensitivity import DEFAULT_CANDIDATES
 from vitq_plugins.search._sensitivity import default_cache_dir
-from vitq_plugins.search._sensitivity import find_layers
-from vitq_plugins.search._sensitivity import measure_sensitivity
 from vitq_plugins.search._sensitivity import sensitivity_table
 from vitq_plugins.search._space import BUDGET_KINDS
 from vitq_plugins.search._space import KINDS

@@ -11,9 +11,9 @@ import torch
 from vitq_plugins.core.errors import VitqError
 from vitq_plugins.search import Budget
 from vitq_plugins.search import greedy_sweep
-from vitq_plugins.search._sensitivity import _stages
-from vitq_plugins.search._sensitivity import find_layers
-from vitq_plugins.search._sensitivity import measure_sensitivity
+from vitq_plugins.search._measure import _stages
+from vitq_plugins.search._measure import find_layers
+from vitq_plugins.search._measure import measure_sensitivity
 from vitq_plugins.search._sensitivity import sensitivity_table
 from vitq_plugins.search._table import METRICS
 from vitq_plugins.search._table import SensitivityTable
