@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from explorer_app import evaluations
 from explorer_app import services
 from explorer_app.state import Settings
 from vitq_plugins.config import QuantConfig
@@ -67,7 +68,7 @@ def measure_latency(
             "pick the brevitas backend on Model & data"
         )
     cfg = QuantConfig.from_dict(record["config"])
-    data, _ = services.export_model(settings, fp, cfg, "qcdq")
+    data, _ = evaluations.export_model(settings, fp, cfg, "qcdq")
     with tempfile.TemporaryDirectory(prefix="vitq-latency-") as tmp:
         path = Path(tmp) / "model_qcdq.onnx"
         path.write_bytes(data)
@@ -81,5 +82,5 @@ def measure_latency(
         "batch": 1,
         "runs": runs,
     }
-    services._write_record(record)  # noqa: SLF001 - the record format is services'
+    evaluations._write_record(record)  # noqa: SLF001 - the record format is services'
     return dict(record["latency"])

@@ -70,7 +70,7 @@ def points_frame(
     """One row per evaluated config for :func:`explorer_app.charts.tradeoff_figure`.
 
     Args:
-        records: evaluation records (see :func:`explorer_app.services.evaluate`).
+        records: evaluation records (see :func:`explorer_app.evaluations.evaluate`).
         avg_bits: config key -> average bits (from the cost model), when known.
     """
     rows = []

@@ -19,6 +19,8 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
+from explorer_app import evaluations
+from explorer_app import ln_stats
 from explorer_app import services
 from explorer_app import state
 from explorer_app.layer_table import TableDefaults
@@ -172,7 +174,7 @@ def current_fp() -> services.FPModel:
     resumed_for = st.session_state.get("resumed_for")
     ident = (s.eval_part(), fp.weights_digest)
     if resumed_for != ident:
-        services.resume_results(s, fp, st.session_state[state.RESULTS])
+        evaluations.resume_results(s, fp, st.session_state[state.RESULTS])
         st.session_state["resumed_for"] = ident
     return fp
 
@@ -284,7 +286,7 @@ def evaluate_with_status(
         f"Evaluating {label}: calibrate on {s.n_calib} images, evaluate on {n}…", expanded=True
     ) as box:
         with job_progress(f"Evaluating {label}"):
-            rec, cached = services.evaluate(
+            rec, cached = evaluations.evaluate(
                 s, fp, cfg, st.session_state[state.RESULTS], label=label, source=source
             )
         res = rec["result"]
@@ -317,7 +319,7 @@ def evaluate_many(fp: services.FPModel, configs: dict[str, QuantConfig], source:
 
     results = st.session_state[state.RESULTS]
     with job_progress(f"{len(configs)} configs"):
-        out = services.evaluate_many(settings(), fp, configs, results, source=source, on_done=done)
+        out = evaluations.evaluate_many(settings(), fp, configs, results, source=source, on_done=done)
     bar.progress(1.0, text=f"Evaluated {len(configs)} configs in {seconds_text(time.perf_counter() - start)}")
     return out
 
@@ -327,15 +329,15 @@ def ln_stats_key(s: Settings, fp: services.FPModel) -> str:
     return state.digest([fp.weights_digest, s.data, s.n_calib, s.seed, s.a_bits, s.batch_size])
 
 
-def current_ln_stats(fp: services.FPModel) -> dict[str, services.LayerNormStats] | None:
+def current_ln_stats(fp: services.FPModel) -> dict[str, ln_stats.LayerNormStats] | None:
     """The LayerNorm input statistics of the current settings, or ``None``."""
-    stats: dict[str, services.LayerNormStats] | None = st.session_state[state.LN_STATS].get(
+    stats: dict[str, ln_stats.LayerNormStats] | None = st.session_state[state.LN_STATS].get(
         ln_stats_key(settings(), fp)
     )
     return stats
 
 
-def calibrate(fp: services.FPModel) -> dict[str, services.LayerNormStats]:
+def calibrate(fp: services.FPModel) -> dict[str, ln_stats.LayerNormStats]:
     """Record every LayerNorm input's per-channel range on up to 256 calibration images (a status box)."""
     from vitq_plugins.data.loader import make_loader
 
@@ -349,7 +351,7 @@ def calibrate(fp: services.FPModel) -> dict[str, services.LayerNormStats]:
         def progress(f: float) -> None:
             bar.progress(f, text=f"{f:.0%}")
 
-        stats = services.layernorm_stats(fp, list(loader.images()), bits=s.a_bits, progress=progress)
+        stats = ln_stats.layernorm_stats(fp, list(loader.images()), bits=s.a_bits, progress=progress)
         box.update(label=f"Calibrated {len(stats)} LayerNorms on {n} images", state="complete")
     st.session_state[state.LN_STATS][ln_stats_key(s, fp)] = stats
     return stats

@@ -81,6 +81,8 @@ def main(argv: list[str] | None = None) -> int:
 
     torch.set_num_threads(args.threads)
     os.environ["VITQ_CACHE_DIR"] = tempfile.mkdtemp(prefix="vitq-bench-explorer-")
+    from explorer_app import evaluations
+    from explorer_app import ln_stats
     from explorer_app import services
     from explorer_app.state import Settings
     from vitq_plugins.config import QuantConfig
@@ -98,14 +100,14 @@ def main(argv: list[str] | None = None) -> int:
     fp = services.load_fp_model(settings.model)
     rows.append(("load FP model", time.perf_counter() - t, settings.model))
     t = time.perf_counter()
-    fp_eval = services.fp_evaluation(settings, fp)
+    fp_eval = evaluations.fp_evaluation(settings, fp)
     rows.append(("FP evaluation (once, cached)", time.perf_counter() - t, f"{fp_eval.n} images"))
 
     calib, _ = services.load_dataset(settings.data, "calib", settings.model)
     n = min(settings.n_calib, len(calib), 256)  # what the Calibrate button uses
     t = time.perf_counter()
     loader = make_loader(calib, settings.batch_size, n, settings.seed, what="calibration images")
-    stats = services.layernorm_stats(fp, list(loader.images()), bits=settings.a_bits)
+    stats = ln_stats.layernorm_stats(fp, list(loader.images()), bits=settings.a_bits)
     rows.append(
         ("Calibrate (LayerNorm statistics)", time.perf_counter() - t, f"{len(stats)} LayerNorms, {n} images")
     )
@@ -116,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     for _ in range(args.repeats):
         os.environ["VITQ_CACHE_DIR"] = tempfile.mkdtemp(prefix="vitq-bench-explorer-")  # cold result cache
         t = time.perf_counter()
-        rec, hit = services.evaluate(settings, fp, cfg, {}, label=label, source="bench")
+        rec, hit = evaluations.evaluate(settings, fp, cfg, {}, label=label, source="bench")
         times.append(time.perf_counter() - t)
         assert not hit, "the result cache must be cold for a timing"
         top1 = float(rec["result"]["q_top1"])
@@ -163,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
     rows.append(("Run search (greedy sweep + ILP)", time.perf_counter() - t, f"budget {budget.describe()}"))
 
     t = time.perf_counter()
-    data, result = services.export_model(settings, fp, cfg, "qcdq")
+    data, result = evaluations.export_model(settings, fp, cfg, "qcdq")
     rows.append(
         (
             "Build QCDQ (quantize, calibrate, evaluate, export)",

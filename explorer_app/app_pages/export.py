@@ -6,6 +6,7 @@ import re
 
 import streamlit as st
 
+from explorer_app import evaluations
 from explorer_app import services
 from explorer_app import state
 from explorer_app import ui
@@ -32,7 +33,7 @@ def page() -> None:
     fp = ui.current_fp()
     s = ui.settings()
     cfg = ui.current_config(fp)
-    key = services.eval_key(s, fp, cfg)
+    key = evaluations.eval_key(s, fp, cfg)
     stem = f"{_slug(s.model)}_{cfg.recipe}_{key[:8]}"
 
     st.subheader("Config JSON")
@@ -90,7 +91,7 @@ def page() -> None:
             if st.button(f"Build {FORMATS[fmt]}", key=f"build_{fmt}"):
                 with st.status(f"Quantizing and exporting {FORMATS[fmt]}…", expanded=True) as box:
                     with ui.job_progress(f"Building {FORMATS[fmt]}"):
-                        data, result = services.export_model(s, fp, cfg, fmt)
+                        data, result = evaluations.export_model(s, fp, cfg, fmt)
                     exports[(key, fmt)] = data
                     box.update(
                         label=f"{FORMATS[fmt]}: {len(data) / 1e6:.2f} MB, top-1 {result['q_top1']:.2%}",

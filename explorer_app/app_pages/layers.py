@@ -8,6 +8,7 @@ import numpy as np
 import streamlit as st
 
 from explorer_app import charts
+from explorer_app import evaluations
 from explorer_app import layer_error
 from explorer_app import services
 from explorer_app import state
@@ -116,7 +117,7 @@ def _layer_error_view(fp: services.FPModel, cfg: QuantConfig) -> None:
     """Each quantized layer's output error against float for the current config; bars click into the table."""
     s = ui.settings()
     st.subheader("Per-layer error of this config")
-    key = services.eval_key(s, fp, cfg)
+    key = evaluations.eval_key(s, fp, cfg)
     store = st.session_state.setdefault(LAYER_ERRORS, {})
     n = min(64, s.n_calib)
     if st.button(
@@ -165,7 +166,7 @@ def page() -> None:
     shown = add_sensitivity(df, sens)
     sens_cols = [c for c in shown.columns if str(c).startswith("sens_")]
     errors = st.session_state.setdefault(LAYER_ERRORS, {}).get(
-        services.eval_key(s, fp, ui.current_config(fp))
+        evaluations.eval_key(s, fp, ui.current_config(fp))
     )
     if errors is not None:  # the per-layer error of this very config, measured below
         shown["sqnr_db"] = shown["fqn"].map(dict(zip(errors["fqn"], errors["sqnr_db"], strict=True)))
@@ -255,7 +256,7 @@ def page() -> None:
         ui.measure_sensitivity(fp)
         st.rerun()
     c3.button("Reset table", key="reset_table", on_click=_reset_table)
-    key = services.eval_key(s, fp, cfg)
+    key = evaluations.eval_key(s, fp, cfg)
     rec = st.session_state[state.RESULTS].get(key)
     if rec is not None:
         res = rec["result"]

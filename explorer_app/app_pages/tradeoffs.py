@@ -7,6 +7,7 @@ import streamlit as st
 
 from explorer_app import charts
 from explorer_app import compare
+from explorer_app import evaluations
 from explorer_app import latency
 from explorer_app import services
 from explorer_app import state
@@ -51,13 +52,13 @@ def _tradeoff(fp: services.FPModel, s: Settings) -> None:
         n = sum(1 for r in results.values() if r.get("source") == "manual") + 1
         ui.evaluate_with_status(fp, cfg, label=f"manual {n}", source="manual")
     if c2.button("Evaluate uniform baselines", key="evaluate_uniform", help="W8A8, W6A6, W4A8, W4A4"):
-        ui.evaluate_many(fp, services.uniform_configs(s), "uniform")
+        ui.evaluate_many(fp, evaluations.uniform_configs(s), "uniform")
     x = c3.radio(
         "x axis", list(charts.AXES), format_func=charts.AXES.__getitem__, horizontal=True, key=X_AXIS
     )
 
     cfg = ui.current_config(fp)
-    cur_key = services.eval_key(s, fp, cfg)
+    cur_key = evaluations.eval_key(s, fp, cfg)
     df, _ = ui.table_state(fp)
     w, a = effective_bits(df)
     cost = CostModel(fp.layers, fp.float_params)

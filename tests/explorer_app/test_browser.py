@@ -22,6 +22,7 @@ pytestmark = [
 
 
 def test_browser_reaches_the_tradeoff_chart(app_env: dict[str, str], tmp_path: Path) -> None:
+    from explorer_app import evaluations
     from explorer_app import services
     from explorer_app.state import Settings
 
@@ -29,8 +30,8 @@ def test_browser_reaches_the_tradeoff_chart(app_env: dict[str, str], tmp_path: P
     # them, so the browser's "Evaluate uniform baselines" click finds them cached and the test stays fast
     settings = Settings.from_env()
     fp = services.load_fp_model(settings.model)
-    for label, cfg in services.uniform_configs(settings).items():
-        services.evaluate(settings, fp, cfg, {}, label=label, source="uniform")
+    for label, cfg in evaluations.uniform_configs(settings).items():
+        evaluations.evaluate(settings, fp, cfg, {}, label=label, source="uniform")
     out = Path(os.environ.get("VITQ_SCREENSHOT_DIR", tmp_path))
     with browser.served_app(app_env) as (url, http_200_s):
         info = browser.walk_and_capture(url, out, full=False)

@@ -5,6 +5,8 @@ from pathlib import Path
 
 import pytest
 
+from explorer_app import evaluations
+from explorer_app import ln_stats
 from explorer_app import services
 from explorer_app.state import Settings
 from vitq_plugins.config import LayerOverride
@@ -28,7 +30,7 @@ def test_evaluation_is_cached_by_config_and_resumes_from_disk(small: Settings) -
     before = weights_digest(fp.module, 16)
     cfg = QuantConfig("minmax", 8, 8, 8, {"blocks.0.mlp.fc2": LayerOverride(w_bits=4)})
     results: dict[str, object] = {}
-    rec, cached = services.evaluate(small, fp, cfg, results, label="a", source="manual")
+    rec, cached = evaluations.evaluate(small, fp, cfg, results, label="a", source="manual")
     assert not cached and set(results) == {rec["key"]}
     res = rec["result"]
     assert res["n_eval"] == 50 and res["n_calib"] == 16 and res["model"] == "vit_test_tiny"
@@ -37,20 +39,20 @@ def test_evaluation_is_cached_by_config_and_resumes_from_disk(small: Settings) -
     assert weights_digest(fp.module, 16) == before
     assert not any("Quant" in type(m).__name__ for m in fp.module.modules())
     # same config: session cache; a new session: the disk cache (resumable)
-    assert services.evaluate(small, fp, cfg, results, label="a", source="manual")[1]
+    assert evaluations.evaluate(small, fp, cfg, results, label="a", source="manual")[1]
     fresh: dict[str, object] = {}
-    assert services.resume_results(small, fp, fresh) == 1
-    assert services.evaluate(small, fp, cfg, {}, label="a", source="manual")[1]
+    assert evaluations.resume_results(small, fp, fresh) == 1
+    assert evaluations.evaluate(small, fp, cfg, {}, label="a", source="manual")[1]
     # anything that changes the result changes the key
-    assert services.eval_key(replace(small, seed=1), fp, cfg) != rec["key"]
-    assert services.eval_key(small, fp, QuantConfig("minmax", 8, 8, 8)) != rec["key"]
+    assert evaluations.eval_key(replace(small, seed=1), fp, cfg) != rec["key"]
+    assert evaluations.eval_key(small, fp, QuantConfig("minmax", 8, 8, 8)) != rec["key"]
 
 
 def test_layernorm_stats_show_channel_spread(small: Settings) -> None:
     import torch
 
     fp = services.load_fp_model(small.model, small.pretrained, small.arch)
-    stats = services.layernorm_stats(fp, [torch.randn(8, 3, 32, 32)], bits=8)
+    stats = ln_stats.layernorm_stats(fp, [torch.randn(8, 3, 32, 32)], bits=8)
     assert set(stats) == set(fp.layernorms)
     one = stats["blocks.0.norm1"]
     assert one.min.shape == one.max.shape == one.alpha.shape == (64,)
@@ -90,10 +92,10 @@ def test_evaluate_many_runs_on_the_executor_and_matches_evaluate(
     monkeypatch.setenv(services.EXECUTOR_ENV, executor)
     fp = services.load_fp_model(small.model, small.pretrained, small.arch)
     configs = {"W8A8": QuantConfig("minmax", 8, 8, 8), "W4A8": QuantConfig("minmax", 4, 8, 8)}
-    one, _ = services.evaluate(small, fp, configs["W8A8"], {}, label="W8A8", source="uniform")
+    one, _ = evaluations.evaluate(small, fp, configs["W8A8"], {}, label="W8A8", source="uniform")
     seen: list[tuple[int, int]] = []
     results: dict[str, object] = {}
-    recs = services.evaluate_many(
+    recs = evaluations.evaluate_many(
         small, fp, configs, results, source="uniform", on_done=lambda k, n: seen.append((k, n))
     )
     assert [r["label"] for r in recs] == ["W8A8", "W4A8"] and set(results) == {r["key"] for r in recs}
@@ -102,14 +104,14 @@ def test_evaluate_many_runs_on_the_executor_and_matches_evaluate(
     assert fresh["w_bits"] == 4 and fresh["model"] == "vit_test_tiny" and "task_s" not in fresh
     assert seen[0] == (1, 2) and seen[-1] == (2, 2)
     # a second session reads it from disk
-    again = services.evaluate(small, fp, configs["W4A8"], {}, label="W4A8", source="uniform")
+    again = evaluations.evaluate(small, fp, configs["W4A8"], {}, label="W4A8", source="uniform")
     assert again[1] and again[0]["result"] == fresh
     # measured again serially, in an empty cache: the same numbers
     monkeypatch.setenv("VITQ_CACHE_DIR", str(tmp_path / "other-cache"))
-    serial, cached = services.evaluate(small, fp, configs["W4A8"], {}, label="W4A8", source="uniform")
+    serial, cached = evaluations.evaluate(small, fp, configs["W4A8"], {}, label="W4A8", source="uniform")
     assert not cached
     for k in ("q_top1", "agreement", "kl", "size_mb", "bops", "n_eval", "n_calib"):
         assert serial["result"][k] == fresh[k], k
     with pytest.raises(Exception, match="unknown executor 'rya'"):
         monkeypatch.setenv(services.EXECUTOR_ENV, "rya")
-        services.evaluate_many(small, fp, {"W6A6": QuantConfig("minmax", 6, 6, 6)}, {}, source="uniform")
+        evaluations.evaluate_many(small, fp, {"W6A6": QuantConfig("minmax", 6, 6, 6)}, {}, source="uniform")
