@@ -239,6 +239,8 @@ class QuantConfig:
             recipe = host.recipes.get(self.recipe)
         except UnknownNameError as exc:
             raise ConfigError(str(exc)) from None
+        # a wing that no quantizer has an adapter for handles every quantizer its own way
+        wing_adapters = backend is not None and any(backend in q.backends for _, q in host.quantizers.items())
         for where, res in [("defaults", self.resolve("", recipe.quantizers))] + [
             (f"layers[{k!r}]", self._resolve_key(k, recipe.quantizers)) for k in self.layers
         ]:
@@ -253,7 +255,7 @@ class QuantConfig:
                     raise ConfigError(
                         f"{where}: quantizer {qname!r} cannot quantize site {site!r} (it supports {sorted(spec.sites)})"
                     )
-                if backend is not None and backend not in spec.backends:
+                if wing_adapters and backend not in spec.backends:
                     have = ", ".join(sorted(spec.backends)) or "none"
                     raise ConfigError(
                         f"{where}: quantizer {qname!r} has no {backend!r} implementation (it has: {have})"
@@ -267,17 +269,25 @@ class QuantConfig:
                         f"site {site!r}{wing}: valid {lo}..{hi}"
                     )
         if module_names is not None:
-            names = [n for n in module_names if n]
-            for key in self.layers:
-                if key.startswith("re:"):
-                    if not any(re.fullmatch(key[3:], n) for n in names):
-                        raise ConfigError(f"layer key {key!r} matches no module of the model")
-                elif key not in names:
-                    hint = close_matches(key, names)
-                    raise ConfigError(
-                        f"layer key {key!r} matches no module of the model"
-                        + (f"; did you mean {', '.join(repr(h) for h in hint)}?" if hint else "")
-                    )
+            self.check_layer_keys(module_names)
+
+    def check_layer_keys(self, module_names: Iterable[str]) -> None:
+        """Check that every layer key (an FQN or a ``re:`` regex) matches a module name.
+
+        Raises:
+            ConfigError: a key that matches no module (with close matches for an FQN).
+        """
+        names = [n for n in module_names if n]
+        for key in self.layers:
+            if key.startswith("re:"):
+                if not any(re.fullmatch(key[3:], n) for n in names):
+                    raise ConfigError(f"layer key {key!r} matches no module of the model")
+            elif key not in names:
+                hint = close_matches(key, names)
+                raise ConfigError(
+                    f"layer key {key!r} matches no module of the model"
+                    + (f"; did you mean {', '.join(repr(h) for h in hint)}?" if hint else "")
+                )
 
     def _resolve_key(self, key: str, recipe_quantizers: Mapping[str, str]) -> ResolvedLayer:
         ov = self.layers[key]

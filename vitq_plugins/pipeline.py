@@ -51,7 +51,6 @@ __all__ = [
     "DEFAULT_DATA",
     "EXPORT_FILES",
     "build_config",
-    "check_backend_support",
     "fp_evaluation",
     "load_backend",
     "quantize_sweep",
@@ -143,27 +142,6 @@ def load_backend(name: str, host: PluginHost) -> Backend:
             f"backend {name!r} does not implement the Backend protocol (missing: {', '.join(missing)})"
         )
     return impl
-
-
-def check_backend_support(cfg: QuantConfig, backend: str, host: PluginHost) -> None:
-    """Check that every quantizer ``cfg`` uses has an adapter for ``backend`` (a registered wing).
-
-    Raises:
-        ConfigError: a quantizer lacks it (the message names the quantizer and the backends it has).
-    """
-    if not any(backend in spec.backends for _, spec in host.quantizers.items()):
-        return  # a wing no quantizer has an adapter for handles them its own way
-    names = set(host.recipes.get(cfg.recipe).quantizers.values())
-    for override in cfg.layers.values():
-        if not override.keep_float:
-            names.update(override.quantizers.values())
-    for qname in sorted(names):
-        have = host.quantizers.get(qname).backends
-        if backend not in have:
-            raise ConfigError(
-                f"quantizer {qname!r} (used by the config) has no {backend!r} implementation; it has: "
-                f"{', '.join(sorted(have)) or 'none'}"
-            )
 
 
 def _check_out_dir(out_dir: Path | None, export: str) -> None:
@@ -333,11 +311,10 @@ def run_quantize(
     out = Path(out_dir) if out_dir is not None else None
     _check_out_dir(out, export)
     cfg = build_config(recipe, w_bits, a_bits, attn_bits, config)
-    cfg.validate(host)
     impl = load_backend(backend, host)
-    check_backend_support(cfg, backend, host)
+    cfg.validate(host, backend=backend)  # once: registries, bit ranges on this wing, adapters
     fp_model, model_name = resolve_model(model, host=host, pretrained=pretrained, arch=arch)
-    cfg.validate(host, module_names=[n for n, _ in fp_model.named_modules()])
+    cfg.check_layer_keys(n for n, _ in fp_model.named_modules())
     check_export = getattr(impl, "check_export", None)  # optional Backend method: fail before any work
     if export == "int-onnx":  # the integer program is built by intexec, which reaches the wings itself
         from vitq_plugins.intexec.backends import check_integer_form

@@ -80,12 +80,18 @@ def find_sites(model: nn.Module) -> list[tuple[str, str]]:
 
 
 def plan_sites(
-    model: nn.Module, config: QuantConfig, host: PluginHost | None = None, *, backend: str | None = None
+    model: nn.Module,
+    config: QuantConfig,
+    host: PluginHost | None = None,
+    *,
+    backend: str | None = None,
+    validated: bool = False,
 ) -> dict[str, Site]:
     """Resolve every structural site of ``model`` against ``config`` (layers kept float are left out).
 
-    The config is validated here, once per quantization, against the registries, the model's module names
-    and (with ``backend``) the bit ranges that wing supports.
+    The config is validated here against the registries, the model's module names and (with ``backend``)
+    the bit ranges that wing supports; with ``validated=True`` (the caller already ran
+    ``config.validate(host, backend=backend)``) only the layer keys are checked against the model.
 
     Raises:
         VitqError: the recipe quantizes a site kind that the model does not have (names what was
@@ -94,7 +100,10 @@ def plan_sites(
     from vitq_plugins.core.manager import get_host
 
     host = host or get_host()
-    config.validate(host, (n for n, _ in model.named_modules()), backend=backend)
+    if validated:
+        config.check_layer_keys(n for n, _ in model.named_modules())
+    else:
+        config.validate(host, (n for n, _ in model.named_modules()), backend=backend)
     recipe = host.recipes.get(config.recipe)
     structural = find_sites(model)
     present = {s for _, s in structural}
