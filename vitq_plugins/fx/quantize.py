@@ -343,6 +343,12 @@ def _fixed_out_scale(mod: nn.Module | None) -> Any:
     return mod.inner.spec.fixed_out_scale
 
 
+def _input_ctor(made: Any) -> Any:
+    """The input-observer constructor a custom module brings, else ``None``."""
+    spec = _custom_spec(made)
+    return None if spec is None else spec.input_observer
+
+
 def _custom_inputs(gm: fx.GraphModule, obs: fx.Node) -> set[str]:
     """Site keys of the custom modules whose input observer node ``obs`` is."""
     out: set[str] = set()
@@ -403,19 +409,15 @@ def _assign(prep: FxPrepared, config: QuantConfig, host: PluginHost) -> None:
             new = FixedScaleObserver(pmod.quantizer, pmod.bits, fixed(pmod.bits))
             winner = _site_of_custom(str(producer.target), pmod)  # type: ignore[union-attr]
         else:
-            inputs_of = _custom_inputs(gm, node)
-            for key in labels:
-                if key not in plan:
-                    continue
-                spec = _custom_spec(made[key])
-                if spec is None:
-                    new = made[key]()
-                elif spec.input_observer is not None and key in inputs_of:
-                    new = spec.input_observer()  # the custom module brings its own input grid
-                else:
-                    continue  # the custom module applies it
-                winner = key
-                break
+            # a custom module that brings its own input grid owns its input tensor (e.g. FQ-ViT's PTS)
+            own = [k for k in _custom_inputs(gm, node) if k in plan and _input_ctor(made[k]) is not None]
+            if own:
+                winner = min(own, key=lambda k: PRIORITY.index(k.rpartition(":")[2]))
+                new = _input_ctor(made[winner])()
+            for key in labels if winner is None else ():
+                if key in plan and key not in custom:  # a custom module applies its own site
+                    winner, new = key, made[key]()
+                    break
         if new is None and isinstance(pmod, ObservedCustom):
             # output container of a custom module whose consumer is no site (e.g. LayerNorm -> mean):
             # a uniform MinMax at the layer's activation bits
