@@ -7,7 +7,9 @@ its per-module state, the weight of the following Linear and its deferred calibr
 
 from __future__ import annotations
 
+import ast
 from collections.abc import Iterator
+from pathlib import Path
 import sys
 import types
 from typing import Any
@@ -148,3 +150,27 @@ def test_thirdparty_custom_module_quantizer(
         assert state.seen == len(calib) and state.finalized
         fc2 = tiny.blocks[i].mlp.fc2  # type: ignore[index]
         assert state.next_weight is not None and state.next_weight.shape == fc2.weight.shape
+
+
+def _imported(path: Path) -> set[str]:
+    out: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            out.add(node.module)
+        elif isinstance(node, ast.Import):
+            out.update(a.name for a in node.names)
+    return out
+
+
+def test_wing_never_imports_papers_and_papers_use_only_the_extension_api() -> None:
+    pkg = Path(vq.__file__).resolve().parent
+    for path in sorted((pkg / "fx").rglob("*.py")):
+        bad = {m for m in _imported(path) if m.startswith("vitq_plugins.papers")}
+        assert not bad, f"{path.name} imports {sorted(bad)}"
+    for path in sorted((pkg / "papers").rglob("*.py")):
+        bad = {
+            m
+            for m in _imported(path)
+            if m.startswith("vitq_plugins.fx") and m not in ("vitq_plugins.fx", "vitq_plugins.fx.extension")
+        }
+        assert not bad, f"papers/{path.relative_to(pkg / 'papers')} imports private FX modules {sorted(bad)}"
