@@ -21,7 +21,7 @@ from vitq_plugins.core.errors import VitqError
 from vitq_plugins.core.manager import get_host
 from vitq_plugins.fx import quantize as q
 from vitq_plugins.fx._compat import quiet
-from vitq_plugins.fx.observers import TwinFakeQuant
+from vitq_plugins.fx.modules import ObservedCustom
 
 __all__ = ["BACKEND", "FxBackend", "example_input"]
 
@@ -48,6 +48,14 @@ def example_input(model: nn.Module, batch: int = 1) -> torch.Tensor:
         hw = (img, img) if isinstance(img, int) else tuple(img)
         size = (int(chans or 3), *hw)
     return torch.zeros(batch, *[int(s) for s in size])
+
+
+def _no_onnx(fmt: str) -> str:
+    integer = ", ".join(n for n, r in get_host().recipes.items() if r.integer) or "none"
+    return (
+        f"fx backend exports no {fmt!r} ONNX (only 'int-onnx', integer recipes: {integer}); "
+        "use --backend brevitas"
+    )
 
 
 class FxBackend:
@@ -101,10 +109,11 @@ class FxBackend:
         prep = q.prepare(model, config, first[:1], host=host, transform_batches=transform_batches)
         q.calibrate(prep.model, batches, progress=progress)
         qm = q.convert(prep.model)
-        # run the deferred OPT-m searches now, so they count as calibration, not as the first forward
+        # run the custom modules' deferred calibration work (e.g. OPT-m's search) now, so it counts as
+        # calibration, not as the first forward
         for mod in qm.modules():
-            if isinstance(mod, TwinFakeQuant):
-                mod.result()
+            if isinstance(mod, ObservedCustom):
+                mod.finalize()
         torch.backends.quantized.engine = "x86"
         qm.vitq_sites = dict(prep.applied)  # type: ignore[assignment]
         return qm
@@ -117,7 +126,7 @@ class FxBackend:
     def export(self, qmodel: nn.Module, fmt: str, path: Path, example_input: torch.Tensor) -> Path:
         """FX-converted models have no QONNX/QCDQ path (x86 quantized kernels do not export to ONNX).
 
-        ``"int-onnx"`` (recipes ``ivit`` and ``fqvit``: the integer program, uint8 input codes -> int32 logits)
+        ``"int-onnx"`` (recipes with an integer form, e.g. ``ivit`` and ``fqvit``: the integer program, uint8 input codes -> int32 logits)
         is built from the converted model by :func:`vitq_plugins.intexec.export_integer_onnx`
         (``vitq quantize --backend fx --export int-onnx``).
 
@@ -129,9 +138,7 @@ class FxBackend:
                 "'int-onnx' is built by vitq_plugins.intexec: export_integer_onnx('fx', qmodel, path, example) "
                 "or vitq quantize --backend fx --export int-onnx"
             )
-        raise VitqError(
-            f"fx backend exports no {fmt!r} ONNX (only 'int-onnx', recipes ivit and fqvit); use --backend brevitas"
-        )
+        raise VitqError(_no_onnx(fmt))
 
     def check_export(self, model: nn.Module, config: QuantConfig, fmt: str) -> None:
         """Fail before any work if ``fmt`` cannot be produced (``int-onnx`` is checked by the pipeline).
@@ -140,9 +147,7 @@ class FxBackend:
             VitqError: a format other than ``int-onnx`` and ``none``.
         """
         if fmt not in ("none", "int-onnx"):
-            raise VitqError(
-                f"fx backend exports no {fmt!r} ONNX (only 'int-onnx', recipes ivit and fqvit); use --backend brevitas"
-            )
+            raise VitqError(_no_onnx(fmt))
 
     def info(self) -> dict[str, Any]:
         """Versions and capabilities."""

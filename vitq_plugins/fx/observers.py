@@ -8,9 +8,9 @@ Each carries ``quantizer`` (its registry name) and ``bits``, and has two modes:
 * fake-quant (``fake_quant_enabled = True``): statistics are frozen and the input is quantize-dequantized
   with the calibrated parameters, so the prepared model simulates the converted one.
 
-Papers: uniform baselines and PTS follow FQ-ViT (arXiv 2111.13824, Sec. 4.1 and eqs. 9-10); the log2
-quantizer is FQ-ViT's LIS (eqs. 13-16); the twin quantizer is MPTQ-style OPT-m (arXiv 2401.14895).
-Statistics are streaming: memory does not grow with the number of calibration images.
+The uniform baselines follow FQ-ViT (arXiv 2111.13824, Sec. 4.1). A paper's own observers subclass
+:class:`VitqObserver` (through :mod:`vitq_plugins.fx.extension`) in its package. Statistics are streaming:
+memory does not grow with the number of calibration images.
 """
 
 from __future__ import annotations
@@ -23,20 +23,12 @@ from torch import nn
 from torch.ao.quantization.observer import ObserverBase
 
 from vitq_plugins.ops import uniform as ops_uniform
-from vitq_plugins.papers.fqvit import pts as ops_pts
-from vitq_plugins.papers.fqvit.lis import log2_fake_quant
-from vitq_plugins.papers.mptq.optm import OptMResult
-from vitq_plugins.papers.mptq.optm import search_optm
-from vitq_plugins.papers.mptq.optm import twin_fake_quant
 
 __all__ = [
     "VitqObserver",
     "UniformActObserver",
     "WeightObserver",
     "FixedScaleObserver",
-    "PTSActObserver",
-    "Log2FakeQuant",
-    "TwinFakeQuant",
     "set_fake_quant",
 ]
 
@@ -180,8 +172,8 @@ class WeightObserver(VitqObserver):
 
 
 class FixedScaleObserver(VitqObserver):
-    """A fixed ``(scale, zero_point)`` quint8 container, e.g. ``2^-8`` for LIS codes or ``2^-(k-1)`` for
-    Shiftmax outputs (which are then represented exactly).
+    """A fixed ``(scale, zero_point)`` quint8 container in which a custom module's output is exact
+    (:attr:`~vitq_plugins.fx.custom.CustomModuleSpec.fixed_out_scale`).
 
     Args:
         quantizer: Name of the quantizer whose output this container holds.
@@ -190,7 +182,7 @@ class FixedScaleObserver(VitqObserver):
         kwargs: Ignored torch.ao observer arguments.
     """
 
-    def __init__(self, quantizer: str = "lis", bits: int = 4, scale: float = 2.0**-8, **kwargs: Any) -> None:
+    def __init__(self, quantizer: str = "", bits: int = 8, scale: float = 2.0**-8, **kwargs: Any) -> None:
         super().__init__(quantizer, bits, torch.quint8, torch.per_tensor_affine, 0, 255)
         self.fixed_scale = float(scale)
 
@@ -200,128 +192,6 @@ class FixedScaleObserver(VitqObserver):
     @torch.jit.export
     def calculate_qparams(self) -> tuple[torch.Tensor, torch.Tensor]:  # type: ignore[override]
         return torch.tensor(self.fixed_scale), torch.zeros((), dtype=torch.int64)
-
-
-class PTSActObserver(VitqObserver):
-    """FQ-ViT Power-of-Two Factor observer for LayerNorm inputs ``(..., C)`` (arXiv 2111.13824, eqs. 9-10).
-
-    Wraps :class:`vitq_plugins.papers.fqvit.pts.PTSObserver` (streaming histogram, ``alpha_c`` by lowest L2 error
-    over all batches). The converted tensor is per-channel affine quint8 with scales ``s * 2^alpha_c`` and
-    one shared zero point.
-
-    Args:
-        bits: Code bits (<= 8 for the quint8 container).
-        k: Largest power-of-two exponent K (FQ-ViT: 3).
-        ch_axis: Channel axis of the token tensor (2 for ``(B, N, C)``).
-        kwargs: Ignored torch.ao observer arguments.
-    """
-
-    def __init__(self, bits: int = 8, k: int = 3, ch_axis: int = 2, **kwargs: Any) -> None:
-        if not 2 <= bits <= 8:
-            raise ValueError(f"fx PTS uses a quint8 container: bits must be in 2..8, got {bits}")
-        super().__init__("pts", bits, torch.quint8, torch.per_channel_affine, 0, 2**bits - 1, ch_axis)
-        self.k = k
-        self._impl: ops_pts.PTSObserver | None = None
-        self._params: ops_pts.PTSParams | None = None
-
-    def observe(self, x: torch.Tensor) -> None:
-        if self._impl is None:
-            self._impl = ops_pts.PTSObserver(int(x.shape[-1]), bits=self.bits, k=self.k)
-        self._params = None
-        self._impl.update(x.detach().movedim(self.ch_axis % x.dim(), -1))
-
-    def params(self) -> ops_pts.PTSParams:
-        """The calibrated :class:`~vitq_plugins.papers.fqvit.pts.PTSParams`."""
-        if self._params is None:
-            if self._impl is None:
-                raise RuntimeError("PTSActObserver used before calibration")
-            self._params = self._impl.compute()
-        return self._params
-
-    def fake_quantize(self, x: torch.Tensor) -> torch.Tensor:
-        return ops_pts.pts_fake_quant(x.movedim(self.ch_axis % x.dim(), -1), self.params()).movedim(
-            -1, self.ch_axis % x.dim()
-        )
-
-    @torch.jit.export
-    def calculate_qparams(self) -> tuple[torch.Tensor, torch.Tensor]:  # type: ignore[override]
-        p = self.params()
-        scale = p.scale.float()
-        return scale, p.zero_point.reshape(()).expand(scale.shape).to(torch.int64).clone()
-
-
-class Log2FakeQuant(VitqObserver):
-    """FQ-ViT LIS log2 fake-quant of probabilities (``2^-round(-log2 p)``, underflow to 0), eqs. 13-16.
-
-    Parameter free (nothing to calibrate); :meth:`calculate_qparams` reports the ``2^-8`` quint8 container
-    in which codes ``<= 8`` are exact.
-
-    Args:
-        bits: Code bits (FQ-ViT: 4).
-        kwargs: Ignored torch.ao observer arguments.
-    """
-
-    def __init__(self, bits: int = 4, **kwargs: Any) -> None:
-        super().__init__("lis", bits, torch.quint8, torch.per_tensor_affine, 0, 255)
-
-    def observe(self, x: torch.Tensor) -> None:
-        return None
-
-    def fake_quantize(self, x: torch.Tensor) -> torch.Tensor:
-        deq = log2_fake_quant(x.clamp(0.0, 1.0), self.bits)
-        return x + (deq - x).detach()
-
-    @torch.jit.export
-    def calculate_qparams(self) -> tuple[torch.Tensor, torch.Tensor]:  # type: ignore[override]
-        return torch.tensor(2.0**-8), torch.zeros((), dtype=torch.int64)
-
-
-class TwinFakeQuant(VitqObserver):
-    """MPTQ-style OPT-m twin-scale fake-quant of post-GELU activations (``delta_p = 2^m delta_n``).
-
-    Keeps only the *last* calibration batch, strided down to at most ``max_rows`` tokens (bounded memory
-    and search cost, the FQ-ViT "last batch" convention); :func:`vitq_plugins.papers.mptq.optm.search_optm` picks
-    ``(delta_n, m)`` by the MSE of the next Linear's output. Call :meth:`set_next_weight` before the search.
-
-    Args:
-        bits: Code bits (sign included).
-        max_rows: Most tokens kept for the search (its cost is ``O(rows * C * out * candidates)``).
-        kwargs: Ignored torch.ao observer arguments.
-    """
-
-    def __init__(self, bits: int = 8, max_rows: int = 512, **kwargs: Any) -> None:
-        super().__init__("optm", bits, torch.quint8, torch.per_tensor_affine, 0, 255)
-        self.max_rows = max_rows
-        self._last: torch.Tensor | None = None
-        self._weight: torch.Tensor | None = None
-        self._result: OptMResult | None = None
-
-    def set_next_weight(self, weight: torch.Tensor) -> None:
-        """The weight ``(out, C)`` of the Linear consuming this activation (search objective)."""
-        self._weight = weight.detach()
-
-    def observe(self, x: torch.Tensor) -> None:
-        self._result = None
-        rows = x.detach().reshape(-1, x.shape[-1])
-        step = max(1, -(-rows.shape[0] // self.max_rows))
-        self._last = rows[::step].clone()
-
-    def result(self) -> OptMResult:
-        """The searched :class:`~vitq_plugins.papers.mptq.optm.OptMResult`."""
-        if self._result is None:
-            if self._last is None or self._weight is None:
-                raise RuntimeError("TwinFakeQuant needs a calibration batch and set_next_weight() first")
-            self._result = search_optm(self._last, self._weight, None, self.bits)
-        return self._result
-
-    def fake_quantize(self, x: torch.Tensor) -> torch.Tensor:
-        r = self.result()
-        return twin_fake_quant(x, r.delta_n, r.m, self.bits)
-
-    @torch.jit.export
-    def calculate_qparams(self) -> tuple[torch.Tensor, torch.Tensor]:  # type: ignore[override]
-        r = self.result()
-        return torch.tensor(float(r.delta_n)), torch.zeros((), dtype=torch.int64)
 
 
 def set_fake_quant(model: nn.Module, enabled: bool) -> int:

@@ -29,7 +29,7 @@ from torch import nn
 import torch.nn.functional as F
 
 from vitq_plugins.core.errors import VitqError
-from vitq_plugins.fx.modules import CustomFloat
+from vitq_plugins.fx.custom import CustomFloat
 from vitq_plugins.sites import is_attention
 
 __all__ = ["ExplicitAttention", "VitqTracer", "prepare_model", "trace", "rewrite_graph"]

@@ -7,12 +7,14 @@ sites its tensor serves and re-instantiated from the quantizer of the highest-pr
 ``ln_input > gelu_output > softmax_output > act > attn_matmul > residual``. Sites applied by a custom
 module (LIS, Shiftmax, ShiftGELU, I-LayerNorm, OPT-m) are counted from the module; the uniform containers
 around it take the next site's quantizer (e.g. ShiftGELU output -> ``fc2:act``, as I-ViT's ``qact1``).
-LIS and Shiftmax outputs use exact fixed containers (``2^-8``; ``2^-(k-1)``).
+A custom module may bring its own input observer (:attr:`CustomModuleSpec.input_observer`, e.g. FQ-ViT's PTS)
+or an exact fixed output container (:attr:`CustomModuleSpec.fixed_out_scale`, e.g. LIS ``2^-8``).
+Whether a quantizer is a custom module is what its FX factory returns (a :class:`CustomModuleSpec`).
 
 Then :func:`check_sites` fails loudly (:class:`~vitq_plugins.core.errors.VitqError`) when a planned site
 got no observer/module, or a quantizer other than the planned one without an overlapping site explaining it.
 
-Papers: FQ-ViT arXiv 2111.13824 (sites, Fig. 2), I-ViT arXiv 2207.01405, MPTQ-ViT arXiv 2401.14895.
+Papers: FQ-ViT arXiv 2111.13824 (sites, Fig. 2).
 """
 
 from __future__ import annotations
@@ -39,13 +41,13 @@ from vitq_plugins.config import QuantConfig
 from vitq_plugins.core.errors import VitqError
 from vitq_plugins.core.manager import PluginHost
 from vitq_plugins.core.manager import get_host
-from vitq_plugins.fx import factories
 from vitq_plugins.fx._compat import quiet
 from vitq_plugins.fx.backend_config import vitq_backend_config
-from vitq_plugins.fx.modules import FLOAT_TO_OBSERVED
-from vitq_plugins.fx.modules import OBSERVED_TO_QUANTIZED
+from vitq_plugins.fx.custom import CustomFloat
+from vitq_plugins.fx.custom import CustomModuleSpec
 from vitq_plugins.fx.modules import ObservedCustom
-from vitq_plugins.fx.modules import PTSLayerNorm
+from vitq_plugins.fx.modules import QuantizedCustom
+from vitq_plugins.fx.modules import custom_float_types
 from vitq_plugins.fx.observers import FixedScaleObserver
 from vitq_plugins.fx.observers import UniformActObserver
 from vitq_plugins.fx.observers import VitqObserver
@@ -90,7 +92,6 @@ _SHAPE_METHODS = {
 }
 _SHAPE_FUNCS = {operator.getitem, torch.reshape, torch.transpose, torch.flatten, torch.permute}
 _PASS_MODULES = (nn.Identity, nn.Dropout)
-_LIS_MAX_BITS = 6
 
 
 @dataclass
@@ -120,6 +121,15 @@ def _factory(host: PluginHost, name: str) -> Any:
     return host.quantizers.get(name).factory("fx")
 
 
+def _made(host: PluginHost, s: Site, opts: dict[str, Any]) -> Any:
+    """What the FX factory of site ``s``'s quantizer returns: an observer constructor or a custom spec."""
+    return _factory(host, s.quantizer)(s.site, s.bits, **opts)
+
+
+def _custom_spec(made: Any) -> CustomModuleSpec | None:
+    return made if isinstance(made, CustomModuleSpec) else None
+
+
 def _set(root: nn.Module, fqn: str, new: nn.Module) -> None:
     parent, _, name = fqn.rpartition(".")
     setattr(root.get_submodule(parent) if parent else root, name, new)
@@ -128,10 +138,15 @@ def _set(root: nn.Module, fqn: str, new: nn.Module) -> None:
 def place_custom_modules(
     model: nn.Module, plan: Mapping[str, Site], config: QuantConfig, host: PluginHost
 ) -> None:
-    """Swap the float module of every custom-module site (and PTS LayerNorms) for its marker, in place."""
+    """Swap the float module of every custom-module site for its marker, in place.
+
+    The marker (``spec.float_cls``) replaces the site's float module: the attention's ``nn.Softmax`` for
+    ``softmax_output``, the ``nn.LayerNorm`` for ``ln_input`` (its parameters are loaded), the GELU otherwise.
+    """
     opts = _options(config)
     for s in plan.values():
-        if s.quantizer not in factories.CUSTOM_QUANTIZERS and s.quantizer != "pts":
+        spec = _custom_spec(_made(host, s, opts))
+        if spec is None:
             continue
         if s.site == "softmax_output":
             fqn = f"{s.fqn}.softmax" if s.fqn else "softmax"
@@ -141,32 +156,21 @@ def place_custom_modules(
             old = model.get_submodule(fqn)
         except AttributeError as exc:
             raise VitqError(f"site {s.key!r}: module {fqn!r} not found after model preparation") from exc
-        if s.quantizer == "lis" and s.bits > _LIS_MAX_BITS:
-            raise VitqError(
-                f"site {s.key!r}: attn_bits={s.bits} is out of range for lis in the fx backend: valid 2..{_LIS_MAX_BITS} "
-                "(vitq_plugins.papers.fqvit.lis codes; FQ-ViT uses 4)"
-            )
-        if s.quantizer == "pts":
+        new: CustomFloat
+        if s.site == "softmax_output":
+            if not isinstance(old, nn.Softmax):
+                raise VitqError(
+                    f"site {s.key!r}: expected an nn.Softmax at {fqn!r}, found {type(old).__name__}"
+                )
+            new = spec.float_cls(dim=old.dim if old.dim is not None else -1, **spec.kwargs)
+        elif s.site == "ln_input":
             if not isinstance(old, nn.LayerNorm):
-                raise VitqError(f"site {s.key!r}: pts needs an nn.LayerNorm, found {type(old).__name__}")
-            new: nn.Module = PTSLayerNorm(int(old.normalized_shape[-1]), eps=old.eps, bits=s.bits)
+                raise VitqError(f"site {s.key!r}: expected nn.LayerNorm, found {type(old).__name__}")
+            new = spec.float_cls(int(old.normalized_shape[-1]), eps=old.eps, **spec.kwargs)
             new.load_state_dict(old.state_dict())
         else:
-            spec = _factory(host, s.quantizer)(s.site, s.bits, **opts)
-            assert isinstance(spec, factories.CustomModuleSpec)
-            if s.site == "softmax_output":
-                if not isinstance(old, nn.Softmax):
-                    raise VitqError(
-                        f"site {s.key!r}: expected an nn.Softmax at {fqn!r}, found {type(old).__name__}"
-                    )
-                new = spec.float_cls(dim=old.dim if old.dim is not None else -1, **spec.kwargs)
-            elif s.site == "ln_input":
-                if not isinstance(old, nn.LayerNorm):
-                    raise VitqError(f"site {s.key!r}: expected nn.LayerNorm, found {type(old).__name__}")
-                new = spec.float_cls(int(old.normalized_shape[-1]), eps=old.eps, **spec.kwargs)
-                new.load_state_dict(old.state_dict())
-            else:
-                new = spec.float_cls(**spec.kwargs)
+            new = spec.float_cls(**spec.kwargs)
+        new.quantizer, new.spec = s.quantizer, spec
         _set(model, fqn, new)
 
 
@@ -183,10 +187,16 @@ def _qc(act: Any, weight: Any | None = None) -> QConfig:
     return QConfig(activation=act, weight=w)  # type: ignore[no-untyped-call]
 
 
-def _uniform_ctor(host: PluginHost, name: str, site: str, bits: int, opts: dict[str, Any]) -> Any:
-    if name in factories.CUSTOM_QUANTIZERS:
-        return UniformActObserver.with_args(bits=min(bits, 8))
-    return _factory(host, name)(site, bits, **opts)
+def _act_ctor(host: PluginHost, s: Site, opts: dict[str, Any], bits: int | None = None) -> Any:
+    """Observer constructor of site ``s``: its quantizer's observer or, for a custom module, the module's own
+    input observer if it brings one, else a uniform MinMax at ``bits`` (default the site's) capped at 8."""
+    made = _made(host, s, opts)
+    spec = _custom_spec(made)
+    if spec is None:
+        return made
+    if spec.input_observer is not None:
+        return spec.input_observer
+    return UniformActObserver.with_args(bits=min(s.bits if bits is None else bits, 8))
 
 
 def build_qconfig_mapping(
@@ -210,40 +220,20 @@ def build_qconfig_mapping(
         if "weight" in sites or "act" in sites:
             w = sites.get("weight")
             a = sites.get("act")
-            wq = (
-                _factory(host, w.quantizer)("weight", w.bits, **opts)
-                if w
-                else WeightObserver.with_args(bits=8)
-            )
-            aq = (
-                _uniform_ctor(host, a.quantizer, "act", a.bits, opts)
-                if a
-                else UniformActObserver.with_args(bits=a_bits)
-            )
+            wq = _made(host, w, opts) if w else WeightObserver.with_args(bits=8)
+            aq = _act_ctor(host, a, opts) if a else UniformActObserver.with_args(bits=a_bits)
             qmap.set_module_name(fqn, _qc(aq, wq))
-        if "ln_input" in sites:
-            s = sites["ln_input"]
-            act = (
-                _factory(host, "pts")("ln_input", s.bits, **opts)
-                if s.quantizer == "pts"
-                else _uniform_ctor(host, s.quantizer, "ln_input", s.bits, opts)
-            )
-            qmap.set_module_name(fqn, _qc(act))
-        if "gelu_output" in sites:
-            s = sites["gelu_output"]
-            qmap.set_module_name(fqn, _qc(_uniform_ctor(host, s.quantizer, "gelu_output", s.bits, opts)))
-        if "attn_matmul" in sites:
-            s = sites["attn_matmul"]
-            qmap.set_module_name(fqn, _qc(_uniform_ctor(host, s.quantizer, "attn_matmul", s.bits, opts)))
+        for site in ("ln_input", "gelu_output", "attn_matmul"):
+            if site in sites:
+                qmap.set_module_name(fqn, _qc(_act_ctor(host, sites[site], opts)))
         if "softmax_output" in sites:
-            s = sites["softmax_output"]
-            bits = a_bits if s.quantizer in factories.CUSTOM_QUANTIZERS else s.bits
+            # a custom softmax's input is the attention logits: the layer's activation bits
             qmap.set_module_name(
                 f"{fqn}.softmax" if fqn else "softmax",
-                _qc(_uniform_ctor(host, s.quantizer, "softmax_output", bits, opts)),
+                _qc(_act_ctor(host, sites["softmax_output"], opts, bits=a_bits)),
             )
-    # residual adds, in graph order per block scope; an add feeding a PTS LayerNorm stays float (its
-    # output is quantized by PTS on the LayerNorm branch: ln_input wins over residual)
+    # residual adds, in graph order per block scope; an add feeding a custom module that brings its own input
+    # observer stays float (e.g. FQ-ViT's PTS LayerNorm: ln_input wins over residual)
     order: dict[str, int] = {}
     for node in gm.graph.nodes:
         if node.op != "call_function" or node.target not in (operator.add, torch.add):
@@ -254,14 +244,17 @@ def build_qconfig_mapping(
         key = f"{scope}:residual"
         if key not in plan:
             continue
-        feeds_pts = any(
-            u.op == "call_module" and isinstance(gm.get_submodule(str(u.target)), PTSLayerNorm)
+        feeds_own_grid = any(
+            u.op == "call_module" and _owns_input_grid(gm.get_submodule(str(u.target)))
             for u in _real_users(gm, node)
         )
-        s = plan[key]
-        qc = None if feeds_pts else _qc(_uniform_ctor(host, s.quantizer, "residual", s.bits, opts))
+        qc = None if feeds_own_grid else _qc(_act_ctor(host, plan[key], opts))
         qmap.set_module_name_object_type_order(scope, operator.add, idx, qc)
     return qmap
+
+
+def _owns_input_grid(mod: nn.Module) -> bool:
+    return isinstance(mod, CustomFloat) and mod.spec is not None and mod.spec.input_observer is not None
 
 
 def _is_pass(gm: fx.GraphModule, node: fx.Node) -> bool:
@@ -343,8 +336,34 @@ def _site_of_custom(fqn: str, mod: ObservedCustom) -> str:
     return f"{fqn}:gelu_output"
 
 
+def _fixed_out_scale(mod: nn.Module | None) -> Any:
+    """``bits -> scale`` of an observed custom module's fixed output container, else ``None``."""
+    if not isinstance(mod, ObservedCustom) or mod.inner.spec is None:
+        return None
+    return mod.inner.spec.fixed_out_scale
+
+
+def _input_ctor(made: Any) -> Any:
+    """The input-observer constructor a custom module brings, else ``None``."""
+    spec = _custom_spec(made)
+    return None if spec is None else spec.input_observer
+
+
+def _custom_inputs(gm: fx.GraphModule, obs: fx.Node) -> set[str]:
+    """Site keys of the custom modules whose input observer node ``obs`` is."""
+    out: set[str] = set()
+    for u in _real_users(gm, obs):
+        if u.op == "call_module":
+            mod = gm.get_submodule(str(u.target))
+            if isinstance(mod, ObservedCustom):
+                out.add(_site_of_custom(str(u.target), mod))
+    return out
+
+
 def _assign(prep: FxPrepared, config: QuantConfig, host: PluginHost) -> None:
     gm, plan, opts = prep.model, prep.plan, _options(config)
+    made = {k: _made(host, s, opts) for k, s in plan.items()}
+    custom = {k for k, m in made.items() if _custom_spec(m) is not None}
     counts: dict[str, int] = {}
     for node in list(gm.graph.nodes):
         if node.op != "call_module":
@@ -363,15 +382,16 @@ def _assign(prep: FxPrepared, config: QuantConfig, host: PluginHost) -> None:
                 in_obs = gm.get_submodule(str(arg.target))
                 assert isinstance(in_obs, VitqObserver)
                 mod.link_input_observer(in_obs)
-            if mod.twin is not None:
+            if mod.inner.needs_next_linear:
                 nxt = [u for u in _real_users(gm, node) if u.op == "call_module"]
                 cand = [gm.get_submodule(str(u.target)) for u in nxt]
                 lin = [x for x in cand if isinstance(x, nn.Linear)]
                 if not lin:
                     raise VitqError(
-                        f"optm at {node.target!r} needs a following Linear (fc2) for its search objective"
+                        f"{mod.quantizer} at {node.target!r} needs a following Linear (fc2) for its search "
+                        "objective"
                     )
-                mod.twin.set_next_weight(lin[0].weight)
+                mod.link_next_linear(lin[0].weight)
             continue
         if not isinstance(mod, VitqObserver):
             continue
@@ -384,23 +404,20 @@ def _assign(prep: FxPrepared, config: QuantConfig, host: PluginHost) -> None:
         )
         winner: str | None = None
         new: nn.Module | None = None
-        if isinstance(pmod, ObservedCustom) and pmod.quantizer in ("lis", "shiftmax"):
-            scale = 2.0**-8 if pmod.quantizer == "lis" else 2.0 ** -(min(pmod.bits, 8) - 1)
-            new = FixedScaleObserver(pmod.quantizer, pmod.bits, scale)
-            winner = f"{_parent(str(producer.target))}:softmax_output"  # type: ignore[union-attr]
+        fixed = _fixed_out_scale(pmod)
+        if isinstance(pmod, ObservedCustom) and fixed is not None:
+            new = FixedScaleObserver(pmod.quantizer, pmod.bits, fixed(pmod.bits))
+            winner = _site_of_custom(str(producer.target), pmod)  # type: ignore[union-attr]
         else:
-            for key in labels:
-                s = plan.get(key)
-                if s is None or s.quantizer in factories.CUSTOM_QUANTIZERS:
-                    continue
-                if s.quantizer == "pts" and not isinstance(mod, type(mod)):
-                    continue
-                winner = key
-                if s.quantizer == "pts":
-                    new = _factory(host, "pts")(s.site, s.bits, **opts)()
-                else:
-                    new = _factory(host, s.quantizer)(s.site, s.bits, **opts)()
-                break
+            # a custom module that brings its own input grid owns its input tensor (e.g. FQ-ViT's PTS)
+            own = [k for k in _custom_inputs(gm, node) if k in plan and _input_ctor(made[k]) is not None]
+            if own:
+                winner = min(own, key=lambda k: PRIORITY.index(k.rpartition(":")[2]))
+                new = _input_ctor(made[winner])()
+            for key in labels if winner is None else ():
+                if key in plan and key not in custom:  # a custom module applies its own site
+                    winner, new = key, made[key]()
+                    break
         if new is None and isinstance(pmod, ObservedCustom):
             # output container of a custom module whose consumer is no site (e.g. LayerNorm -> mean):
             # a uniform MinMax at the layer's activation bits
@@ -421,11 +438,7 @@ def _assign(prep: FxPrepared, config: QuantConfig, host: PluginHost) -> None:
         if winner is None:
             continue
         for key in labels:
-            if (
-                key in plan
-                and plan[key].quantizer not in factories.CUSTOM_QUANTIZERS
-                and key not in prep.applied
-            ):
+            if key in plan and key not in custom and key not in prep.applied:
                 prep.applied[key], prep.via[key] = final.quantizer, winner
         if winner not in prep.applied:
             prep.applied[winner], prep.via[winner] = final.quantizer, winner
@@ -534,8 +547,8 @@ def prepare(
     gm = trace(work)  # fails early with a clear VitqError naming the node
     qmap = build_qconfig_mapping(gm, plan, config, host)
     pcc = PrepareCustomConfig()
-    for f_cls, o_cls in FLOAT_TO_OBSERVED.items():
-        pcc.set_float_to_observed_mapping(f_cls, o_cls)
+    for f_cls in custom_float_types(work):
+        pcc.set_float_to_observed_mapping(f_cls, ObservedCustom)
     with quiet():
         pm = prepare_fx(
             work, qmap, (example,), prepare_custom_config=pcc, backend_config=vitq_backend_config()
@@ -567,8 +580,7 @@ def calibrate(model: nn.Module, batches: Iterable[torch.Tensor], *, progress: bo
 def convert(prepared: nn.Module) -> nn.Module:
     """``convert_fx`` with vitq's custom modules and BackendConfig (in place on ``prepared``)."""
     ccc = ConvertCustomConfig()
-    for o_cls, q_cls in OBSERVED_TO_QUANTIZED.items():
-        ccc.set_observed_to_quantized_mapping(o_cls, q_cls)
+    ccc.set_observed_to_quantized_mapping(ObservedCustom, QuantizedCustom)
     set_fake_quant(prepared, False)
     with quiet():
         torch.backends.quantized.engine = "x86"

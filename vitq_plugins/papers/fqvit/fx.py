@@ -1,8 +1,102 @@
-"""The torch.ao FX adapters of this package's quantizers (``QuantizerSpec.backends["fx"]`` points here)."""
+"""FQ-ViT's torch.ao FX adapters (``QuantizerSpec.backends["fx"]`` points here), on the FX extension API.
+
+* ``pts``: LayerNorm site computed by FQ-ViT's integer LayerNorm (:class:`PTSLayerNorm`) on an input quantized
+  by its own per-channel power-of-two observer (:class:`~.fx_observers.PTSActObserver`; eqs. 9-10, Sec. 3.2).
+* ``lis``: softmax site computed by Log-Int-Softmax (:class:`LISSoftmax`, eqs. 13-16); its ``bits``-bit log2
+  codes are exact in a ``2^-8`` quint8 container.
+
+Options (from ``QuantConfig.options``): ``pts_k`` (3), ``lis_n`` (30). Paper: arXiv 2111.13824.
+"""
 
 from __future__ import annotations
 
-from vitq_plugins.fx.factories import lis
-from vitq_plugins.fx.factories import pts
+from typing import Any
 
-__all__ = ["lis", "pts"]
+import torch
+from torch import nn
+import torch.nn.functional as F
+
+from vitq_plugins.fx.extension import CustomFloat
+from vitq_plugins.fx.extension import CustomModuleSpec
+from vitq_plugins.fx.extension import ObservedCustom
+from vitq_plugins.fx.extension import check_container_bits
+from vitq_plugins.fx.extension import grid_codes
+from vitq_plugins.papers.fqvit.fx_observers import Log2FakeQuant
+from vitq_plugins.papers.fqvit.fx_observers import PTSActObserver
+from vitq_plugins.papers.fqvit.lis import lis_dequant
+from vitq_plugins.papers.fqvit.lis import lis_softmax_int
+from vitq_plugins.papers.fqvit.pts import pts_int_layernorm
+from vitq_plugins.papers.fqvit.pts import pts_quantize
+
+__all__ = ["LISSoftmax", "Log2FakeQuant", "PTSActObserver", "PTSLayerNorm", "lis", "pts"]
+
+#: LIS codes ``2^-c`` with ``c <= 8`` are exact in a quint8 container of scale ``2^-8`` (eq. 16)
+LIS_OUT_SCALE = 2.0**-8
+
+
+class LISSoftmax(nn.Softmax, CustomFloat):
+    """Softmax site quantized by FQ-ViT Log-Int-Softmax (``bits``-bit log2 codes, i-exp shift ``n``)."""
+
+    def __init__(self, dim: int = -1, bits: int = 4, n: int = 30) -> None:
+        nn.Softmax.__init__(self, dim=dim)
+        self.bits, self.n = bits, n
+
+    def reference(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.softmax(x, -1 if self.dim is None else int(self.dim))
+
+    def kernel(self, x: torch.Tensor, observed: ObservedCustom) -> torch.Tensor:
+        """Integer softmax then log2 codes (eqs. 13-16) of the integer input codes."""
+        scale = observed.input_observer().qparams()[0].to(torch.float64)
+        dim = -1 if self.dim is None else int(self.dim)
+        codes = lis_softmax_int(grid_codes(x, scale), scale, bits=self.bits, n=self.n, dim=dim)
+        return lis_dequant(codes, self.bits).to(x.dtype)
+
+
+class PTSLayerNorm(nn.LayerNorm, CustomFloat):
+    """LayerNorm whose input is PTS-quantized and which runs FQ-ViT's integer LayerNorm (Sec. 3.2)."""
+
+    def __init__(self, normalized_shape: int, eps: float = 1e-6, bits: int = 8) -> None:
+        nn.LayerNorm.__init__(self, normalized_shape, eps=eps)
+        self.bits, self.n = bits, 0
+
+    def reference(self, x: torch.Tensor) -> torch.Tensor:
+        return F.layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)
+
+    def kernel(self, x: torch.Tensor, observed: ObservedCustom) -> torch.Tensor:
+        """PTS codes of ``x`` (eqs. 9-10), integer LayerNorm, codes of the 8-bit output container."""
+        obs = observed.input_observer()
+        assert isinstance(obs, PTSActObserver)
+        p = obs.params()
+        out_scale, out_zp = observed.out_qparams()
+        codes = pts_int_layernorm(
+            pts_quantize(x, p),
+            p,
+            self.weight.detach(),
+            self.bias.detach(),
+            self.eps,
+            out_scale,
+            out_bits=8,
+            out_zero_point=int(out_zp),
+        )
+        return ((codes - int(out_zp)).to(torch.float64) * out_scale.to(torch.float64)).to(x.dtype)
+
+
+def _lis_out_scale(bits: int) -> float:
+    return LIS_OUT_SCALE
+
+
+def pts(site: str, bits: int, **options: Any) -> CustomModuleSpec:
+    """PTS LayerNorm with its per-channel power-of-two input observer (``pts_k``: largest exponent K)."""
+    check_container_bits("pts", site, bits)
+    return CustomModuleSpec(
+        PTSLayerNorm,
+        {"bits": bits},
+        input_observer=PTSActObserver.with_args(bits=bits, k=int(options.get("pts_k", 3))),
+    )
+
+
+def lis(site: str, bits: int, **options: Any) -> CustomModuleSpec:
+    """LIS softmax custom module (``bits``-bit log2 codes, exact ``2^-8`` output container)."""
+    return CustomModuleSpec(
+        LISSoftmax, {"bits": bits, "n": int(options.get("lis_n", 30))}, fixed_out_scale=_lis_out_scale
+    )
