@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from collections.abc import Sequence
 from contextlib import contextmanager
 import importlib.metadata as md
+import inspect
 import json
 import math
 import os
@@ -44,6 +45,7 @@ if TYPE_CHECKING:
     from vitq_plugins.evaluation.evaluate import EvalResult
     from vitq_plugins.executors import Executor
     from vitq_plugins.executors import SweepOutcome
+    from vitq_plugins.sites import Site
 
 __all__ = [
     "DEFAULT_BATCH_SIZE",
@@ -142,6 +144,16 @@ def load_backend(name: str, host: PluginHost) -> Backend:
             f"backend {name!r} does not implement the Backend protocol (missing: {', '.join(missing)})"
         )
     return impl
+
+
+def _plan_kwarg(impl: Any, plan: Mapping[str, Site]) -> dict[str, Any]:
+    """``{"plan": plan}`` for a wing whose ``quantize`` takes the planned sites (every built-in one does);
+    ``{}`` for a plugin wing written against the earlier contract."""
+    try:
+        params = inspect.signature(impl.quantize).parameters
+    except (TypeError, ValueError):
+        return {}
+    return {"plan": plan} if "plan" in params else {}
 
 
 def _check_out_dir(out_dir: Path | None, export: str) -> None:
@@ -303,6 +315,7 @@ def run_quantize(
     from vitq_plugins.evaluation.macs import count_macs
     from vitq_plugins.evaluation.size import weight_size_mb
     from vitq_plugins.models.resolve import resolve_model
+    from vitq_plugins.sites import plan_sites
 
     if host is None:
         from vitq_plugins.core.manager import get_host
@@ -314,7 +327,7 @@ def run_quantize(
     impl = load_backend(backend, host)
     cfg.validate(host, backend=backend)  # once: registries, bit ranges on this wing, adapters
     fp_model, model_name = resolve_model(model, host=host, pretrained=pretrained, arch=arch)
-    cfg.check_layer_keys(n for n, _ in fp_model.named_modules())
+    plan = plan_sites(fp_model, cfg, host, backend=backend, validated=True)  # layer keys checked here
     check_export = getattr(impl, "check_export", None)  # optional Backend method: fail before any work
     if export == "int-onnx":  # the integer program is built by intexec, which reaches the wings itself
         from vitq_plugins.intexec.backends import check_integer_form
@@ -344,7 +357,9 @@ def run_quantize(
     start = time.perf_counter()
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        qmodel = impl.quantize(fp_model, cfg, calib_loader.image_batches(), progress=progress)
+        qmodel = impl.quantize(
+            fp_model, cfg, calib_loader.image_batches(), progress=progress, **_plan_kwarg(impl, plan)
+        )
     calib_s = time.perf_counter() - start
     q = evaluate(qmodel, eval_loader, fp.logits, progress=progress, desc="eval quantized")
     sites = impl.sites(fp_model, cfg)

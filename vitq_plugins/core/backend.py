@@ -7,6 +7,7 @@ The pipeline (CLI, explorer, benchmarks) never imports a wing directly: it looks
 from __future__ import annotations
 
 from collections.abc import Iterable
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 from typing import Any
@@ -18,6 +19,7 @@ if TYPE_CHECKING:
     from torch import nn
 
     from vitq_plugins.config import QuantConfig
+    from vitq_plugins.sites import Site
 
 __all__ = ["Backend", "EXPORT_FORMATS"]
 
@@ -30,7 +32,9 @@ class Backend(Protocol):
     """A framework wing.
 
     ``quantize`` never modifies ``model`` in place (it works on a copy) and returns a calibrated,
-    quantized model ready for evaluation. ``sites`` reports which sites the config quantizes, as a
+    quantized model ready for evaluation. A caller that already planned the sites
+    (:func:`vitq_plugins.sites.plan_sites`, which validates the config) hands the plan over as ``plan`` so
+    that the wing does not validate and plan again; without it the wing plans itself. ``sites`` reports which sites the config quantizes, as a
     mapping ``"<fqn>:<site>" -> quantizer name``, so that two backends can be compared.
     """
 
@@ -43,6 +47,7 @@ class Backend(Protocol):
         calib_batches: Iterable[torch.Tensor],
         *,
         progress: bool = True,
+        plan: Mapping[str, Site] | None = None,
     ) -> nn.Module: ...
 
     def sites(self, model: nn.Module, config: QuantConfig) -> dict[str, str]: ...

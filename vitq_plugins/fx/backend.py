@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from collections.abc import Iterator
+from collections.abc import Mapping
 import itertools
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ from vitq_plugins.core.manager import get_host
 from vitq_plugins.fx import quantize as q
 from vitq_plugins.fx._compat import quiet
 from vitq_plugins.fx.modules import ObservedCustom
+from vitq_plugins.sites import Site
 
 __all__ = ["BACKEND", "FxBackend", "example_input"]
 
@@ -70,6 +72,7 @@ class FxBackend:
         calib_batches: Iterable[torch.Tensor],
         *,
         progress: bool = True,
+        plan: Mapping[str, Site] | None = None,
     ) -> nn.Module:
         """Quantize a copy of ``model``: transforms, prepare_fx, one calibration pass, convert_fx.
 
@@ -106,7 +109,7 @@ class FxBackend:
                 transform_batches, batches = itertools.chain([first], it), calib_batches
         else:
             batches = itertools.chain([first], it)
-        prep = q.prepare(model, config, first[:1], host=host, transform_batches=transform_batches)
+        prep = q.prepare(model, config, first[:1], host=host, transform_batches=transform_batches, plan=plan)
         q.calibrate(prep.model, batches, progress=progress)
         qm = q.convert(prep.model)
         # run the custom modules' deferred calibration work (e.g. OPT-m's search) now, so it counts as

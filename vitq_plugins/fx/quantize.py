@@ -521,6 +521,7 @@ def prepare(
     *,
     host: PluginHost | None = None,
     transform_batches: Iterable[torch.Tensor] | None = None,
+    plan: Mapping[str, Site] | None = None,
 ) -> FxPrepared:
     """Copy, prepare, trace and ``prepare_fx`` ``model``; assign site observers and check them.
 
@@ -530,12 +531,13 @@ def prepare(
         example: One example input batch.
         host: Plugin host (default: the process host).
         transform_batches: Batches for recipe transforms (SQ-b statistics).
+        plan: The sites planned (and the config validated) by the caller; default: planned here.
 
     Raises:
         VitqError: untraceable model, bad config, or requested quantizers that were not applied.
     """
     host = host or get_host()
-    plan = plan_sites(model, config, host, backend="fx")
+    plan = dict(plan) if plan is not None else plan_sites(model, config, host, backend="fx")
     work = prepare_model(copy.deepcopy(model).eval())
     if host.recipes.get(config.recipe).transforms:
         apply_transforms(work, config, transform_batches or [example], host)
