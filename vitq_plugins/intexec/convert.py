@@ -29,9 +29,11 @@ from torch import nn
 
 from vitq_plugins.core.errors import VitqError
 from vitq_plugins.intexec.executor import IntExecutor
+from vitq_plugins.intexec.generic import ExactLayerNorm
+from vitq_plugins.intexec.generic import GeluTable
 from vitq_plugins.intexec.kernels import exp_tables
-from vitq_plugins.intexec.kernels import ilayernorm_bias
-from vitq_plugins.intexec.kernels import ilayernorm_scale
+from vitq_plugins.intexec.kernels import layernorm_bias
+from vitq_plugins.intexec.kernels import layernorm_scale
 from vitq_plugins.intexec.layers import RESIDUAL_EXTRA_BITS
 from vitq_plugins.intexec.layers import IntAttention
 from vitq_plugins.intexec.layers import IntBlock
@@ -41,12 +43,16 @@ from vitq_plugins.intexec.layers import IntLayerNorm
 from vitq_plugins.intexec.layers import IntLinear
 from vitq_plugins.intexec.layers import IntMlp
 from vitq_plugins.intexec.layers import ResidualAdd
-from vitq_plugins.intexec.layers import lis_frac
 from vitq_plugins.intexec.recorder import INT32_MAX
 from vitq_plugins.intexec.recorder import INT32_MIN
 from vitq_plugins.intexec.requant import QParams
 from vitq_plugins.intexec.requant import Requant
 from vitq_plugins.ops import grid_refinement
+from vitq_plugins.papers.fqvit.integer import LisLogSoftmax
+from vitq_plugins.papers.fqvit.integer import lis_frac
+from vitq_plugins.papers.ivit.integer import ILayerNorm
+from vitq_plugins.papers.ivit.integer import ShiftGELU
+from vitq_plugins.papers.ivit.integer import Shiftmax
 from vitq_plugins.papers.ivit.shift import GELU_SIGMOID_FACTOR
 from vitq_plugins.papers.ivit.shift import exp_unit
 
@@ -199,11 +205,11 @@ def _linear(
 def _ln(norm: Any, in_grid: QParams, consumer_grid: QParams, where: str) -> IntLayerNorm:
     if norm.weight is None or norm.bias is None:
         raise VitqError(f"{where}: an integer LayerNorm needs an affine LayerNorm")
-    bias_int = ilayernorm_bias(norm.weight, norm.bias)
-    ratio = ilayernorm_scale(norm.weight).double() / consumer_grid.scale
+    bias_int = layernorm_bias(norm.weight, norm.bias)
+    ratio = layernorm_scale(norm.weight).double() / consumer_grid.scale
     out = Requant(ratio, consumer_grid, _LN_BOUND + int(bias_int.abs().max()))
     if norm.kernel == "ilayernorm":
-        return IntLayerNorm(bias_int, out)
+        return IntLayerNorm(ILayerNorm(bias_int), out)
     alpha = torch.tensor(in_grid.alpha or (0,) * int(bias_int.shape[0]), dtype=torch.int64)
     c = int(bias_int.shape[0])
     y_max = 2 * c * _span(in_grid) * 2 ** int(alpha.max() - alpha.min())
@@ -212,7 +218,7 @@ def _ln(norm: Any, in_grid: QParams, consumer_grid: QParams, where: str) -> IntL
             f"{where}: integer LayerNorm range too large (C = {c}, aligned code span {y_max // (2 * c)})"
         )
     return IntLayerNorm(
-        bias_int, out, exact_mean=True, in_zero_point=in_grid.zero_point, in_shift=alpha - alpha.min()
+        ExactLayerNorm(bias_int), out, in_zero_point=in_grid.zero_point, in_shift=alpha - alpha.min()
     )
 
 
@@ -299,11 +305,9 @@ def _attention(ctx: _Ctx, attn: Any, tokens: int, where: str) -> tuple[IntAttent
     if isinstance(log2q, Log2Quant):
         bits = int(log2q.code_bits)
         hi, lo, t_max = exp_tables(gq.scale * gk.scale)
-        n = 0
         frac = lis_frac(bits)
         rq_out = Requant(gv.scale * 2.0**-frac / proj_in.scale, proj_in, 2**frac * _span(gv) * tokens)
-        rq_logits = rq_out  # unused by LIS
-        x0, ob, division, lis, k_in = -1, bits, "official", (hi, lo, t_max), 0
+        softmax: Any = LisLogSoftmax(hi, lo, t_max, bits)
     else:
         gl = ctx.grid(sm.quant.act_quant, f"{where}.softmax")
         rq_logits = Requant(gq.scale * gk.scale / gl.scale, gl, _span(gq) * _span(gk) * d)
@@ -314,11 +318,10 @@ def _attention(ctx: _Ctx, attn: Any, tokens: int, where: str) -> tuple[IntAttent
         rq_out = Requant(
             gv.scale * 2.0 ** -(ob - 1) / proj_in.scale, proj_in, 2 ** (ob - 1) * _span(gv) * tokens
         )
-        division, lis = str(getattr(sm, "division", "official")), None
+        division = str(getattr(sm, "division", "official"))
+        softmax = Shiftmax(rq_logits, x0, n, ob, division, in_shift=k_in)
     proj = _linear(ctx, attn.proj, f"{where}.proj")
-    ia = IntAttention(
-        h, qkv.layer, rq_q, rq_k, rq_v, rq_logits, x0, n, ob, rq_out, proj.layer, division, lis, in_shift=k_in
-    )  # fmt: skip
+    ia = IntAttention(h, qkv.layer, rq_q, rq_k, rq_v, softmax, rq_out, proj.layer)
     return ia, proj
 
 
@@ -342,7 +345,7 @@ def _mlp(ctx: _Ctx, mlp: Any, where: str) -> tuple[IntMlp, _Lin]:
         index, lut = _gelu_table(gg)
         rq_idx = Requant(fc1.acc_scale / index.scale, index, fc1.bound, frac=fc1.frac)
         fc2 = _linear(ctx, mlp.fc2, f"{where}.fc2", served=gg)
-        return IntMlp(fc1.layer, rq_idx, -1, 0, 8, None, fc2.layer, "official", lut, gg.name), fc2
+        return IntMlp(fc1.layer, GeluTable(rq_idx, lut, gg.name), fc2.layer), fc2
     rq_gelu = Requant(fc1.acc_scale / gg.scale, gg, fc1.bound, frac=fc1.frac)
     ob = int(act.out_bits)
     k_in = grid_refinement(gg.scale * GELU_SIGMOID_FACTOR, 1.0)  # ShiftGELU on codes << k (papers.ivit.shift)
@@ -352,7 +355,7 @@ def _mlp(ctx: _Ctx, mlp: Any, where: str) -> tuple[IntMlp, _Lin]:
     fc2 = _linear(ctx, mlp.fc2, f"{where}.fc2")
     x0 = exp_unit(s_in * GELU_SIGMOID_FACTOR)
     division = str(getattr(act, "division", "official"))
-    mlp_int = IntMlp(fc1.layer, rq_gelu, x0, int(act.n), ob, rq_fc2, fc2.layer, division, in_shift=k_in)
+    mlp_int = IntMlp(fc1.layer, ShiftGELU(rq_gelu, x0, int(act.n), ob, rq_fc2, division, k_in), fc2.layer)
     return mlp_int, fc2
 
 

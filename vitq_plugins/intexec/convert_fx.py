@@ -63,9 +63,9 @@ import torch.nn.functional as F
 
 from vitq_plugins.core.errors import VitqError
 from vitq_plugins.intexec.executor import IntExecutor
-from vitq_plugins.intexec.kernels import ilayernorm_bias
-from vitq_plugins.intexec.kernels import ilayernorm_scale
-from vitq_plugins.intexec.kernels import pts_layernorm_constants
+from vitq_plugins.intexec.generic import GeluTable
+from vitq_plugins.intexec.kernels import layernorm_bias
+from vitq_plugins.intexec.kernels import layernorm_scale
 from vitq_plugins.intexec.layers import RESIDUAL_EXTRA_BITS
 from vitq_plugins.intexec.layers import IntAttention
 from vitq_plugins.intexec.layers import IntBlock
@@ -79,9 +79,15 @@ from vitq_plugins.intexec.recorder import INT32_MAX
 from vitq_plugins.intexec.requant import QParams
 from vitq_plugins.intexec.requant import Requant
 from vitq_plugins.ops import grid_refinement
+from vitq_plugins.papers.fqvit.integer import LisSoftmax
+from vitq_plugins.papers.fqvit.integer import PtsLayerNorm
+from vitq_plugins.papers.fqvit.integer import pts_layernorm_constants
 from vitq_plugins.papers.fqvit.lis import IEXP_X0
 from vitq_plugins.papers.fqvit.lis import iexp_constants
 from vitq_plugins.papers.fqvit.lis import lis_dequant
+from vitq_plugins.papers.ivit.integer import ILayerNorm
+from vitq_plugins.papers.ivit.integer import ShiftGELU
+from vitq_plugins.papers.ivit.integer import Shiftmax
 from vitq_plugins.papers.ivit.shift import GELU_SIGMOID_FACTOR
 from vitq_plugins.papers.ivit.shift import exp_unit
 
@@ -375,11 +381,11 @@ def _ilayernorm(
     inner = mod.observed.inner
     if inner.weight is None or inner.bias is None:
         raise VitqError(f"{where}: an integer LayerNorm needs an affine LayerNorm")
-    bias_int = ilayernorm_bias(inner.weight, inner.bias)
-    ratio = ilayernorm_scale(inner.weight).double() / out_grid.scale
+    bias_int = layernorm_bias(inner.weight, inner.bias)
+    ratio = layernorm_scale(inner.weight).double() / out_grid.scale
     rq = Requant(ratio, out_grid, _LN_BOUND + int(bias_int.abs().max()))
     return IntLayerNorm(
-        bias_int, rq if then is None else _regrid(rq, then), in_zero_point=int(in_grid.zero_point)
+        ILayerNorm(bias_int), rq if then is None else _regrid(rq, then), in_zero_point=int(in_grid.zero_point)
     )
 
 
@@ -497,20 +503,8 @@ def _attention(
     proj = _linear(graph, proj_node, proj_mod, g_o, f"{where}.attn.proj")
     k_in = grid_refinement(float(g_logits.scale), 1.0)  # a coarse logit grid: Shiftmax on codes << k
     x0 = exp_unit(float(g_logits.scale) / 2**k_in)
-    ia = IntAttention(
-        heads,
-        qkv.layer,
-        parts[0],
-        parts[1],
-        parts[2],
-        rq_logits,
-        x0,
-        n,
-        ob,
-        rq_out,
-        proj.layer,
-        in_shift=k_in,
-    )
+    softmax = Shiftmax(rq_logits, x0, n, ob, in_shift=k_in)
+    ia = IntAttention(heads, qkv.layer, parts[0], parts[1], parts[2], softmax, rq_out, proj.layer)
     return ln1, ia, proj, proj_node, qkv_node
 
 
@@ -589,7 +583,7 @@ def _mlp(
         raise VitqError(f"{where}.mlp.fc2: its input is not the GELU output ({fc2_in.name!r})")
     fc2 = _linear(graph, fc2_node, fc2_mod, rq_fc2.out, f"{where}.mlp.fc2")
     x0 = exp_unit(s_in * GELU_SIGMOID_FACTOR)
-    mlp = IntMlp(fc1.layer, _to_grid(fc1, g_fc1), x0, n, ob, rq_fc2, fc2.layer, in_shift=k_in)
+    mlp = IntMlp(fc1.layer, ShiftGELU(_to_grid(fc1, g_fc1), x0, n, ob, rq_fc2, in_shift=k_in), fc2.layer)
     return ln2, mlp, fc2, fc2_node
 
 
@@ -817,11 +811,10 @@ def _pts_layernorm(
     eps_int = math.ceil(eps * c * c / (s_min * s_min)) if eps > 0 else 0
     out = Requant(1.0, graph.grid(node), 2**31)
     return IntLayerNorm(
-        torch.zeros(c, dtype=torch.int64),
+        PtsLayerNorm(sign, h_mant, h_exp, beta, eps_int),
         out if then is None else _regrid(out, then),
         in_zero_point=zp,
         in_shift=alpha - amin,
-        pts=(sign, h_mant, h_exp, beta, eps_int),
         in_rq=in_rq,
     )
 
@@ -856,10 +849,8 @@ def _lis_attention(
     if graph.back(proj_node.args[0]) is not mm_pv:
         raise VitqError(f"{where}.attn.proj: its input is not attn @ v")
     proj = _linear(graph, proj_node, proj_mod, g_o, f"{where}.attn.proj")
-    ia = IntAttention(
-        heads, qkv.layer, parts[0], parts[1], parts[2], rq_logits, consts[0], n, bits, rq_out, proj.layer,
-        lis_unit=(consts, probs), in_shift=k_in,
-    )  # fmt: skip
+    softmax = LisSoftmax(rq_logits, consts, n, bits, probs, in_shift=k_in)
+    ia = IntAttention(heads, qkv.layer, parts[0], parts[1], parts[2], softmax, rq_out, proj.layer)
     qkv_node = graph.module(f"{where}.attn.qkv")[0]
     return ia, proj, proj_node, qkv_node
 
@@ -906,9 +897,7 @@ def _gelu_lut(
         )
     g_in = graph.grid(fc2_in)
     fc2 = _linear(graph, fc2_node, fc2_mod, g_in, f"{where}.mlp.fc2")
-    mlp = IntMlp(
-        fc1.layer, _to_grid(fc1, g_fc1), -1, 0, 8, None, fc2.layer, "official", y.int_repr(), g_in.name
-    )  # fmt: skip
+    mlp = IntMlp(fc1.layer, GeluTable(_to_grid(fc1, g_fc1), y.int_repr(), g_in.name), fc2.layer)
     return mlp, fc2, fc2_node
 
 
