@@ -83,7 +83,7 @@ class LayerNormForm(IntegerForm):
         """A bound on ``|forward(x)|`` (the output requant's input bound)."""
         raise NotImplementedError
 
-    def emit_onnx(self, g: Any, x: str, channels: int) -> str:  # type: ignore[override]
+    def emit_onnx(self, g: Any, x: str, channels: int) -> str:
         raise NotImplementedError(f"{type(self).__name__} has no ONNX emitter")
 
 
@@ -99,7 +99,7 @@ class SoftmaxForm(IntegerForm):
     def forward(self, scores: torch.Tensor, v: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def emit_onnx(self, g: Any, scores: str, v: str, v_zero_point: int, tokens: int) -> str:  # type: ignore[override]
+    def emit_onnx(self, g: Any, scores: str, v: str, v_zero_point: int, tokens: int) -> str:
         """ONNX ``P @ (v - v_zero_point)`` (int64) from the int64 ``scores`` and the ``v`` codes."""
         raise NotImplementedError(f"{type(self).__name__} has no ONNX emitter")
 
@@ -115,7 +115,7 @@ class GeluForm(IntegerForm):
     def forward(self, acc: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def emit_onnx(self, g: Any, acc: str) -> tuple[str, bool]:  # type: ignore[override]
+    def emit_onnx(self, g: Any, acc: str) -> tuple[str, bool]:
         """ONNX codes of fc2's input and whether they are uint8 already."""
         raise NotImplementedError(f"{type(self).__name__} has no ONNX emitter")
 

@@ -44,7 +44,7 @@ class ExactLayerNorm(LayerNormForm):
     def out_bound(self) -> int:
         return LN_BOUND + int(self.bias_int.abs().max())
 
-    def emit_onnx(self, g: OnnxGraph, x: str, channels: int) -> str:  # type: ignore[override]
+    def emit_onnx(self, g: OnnxGraph, x: str, channels: int) -> str:
         s = g.reduce_sum(x)
         y = g.op("Sub", g.op("Mul", x, g.const(channels)), s)
         var = g.reduce_sum(g.op("Mul", y, y))
@@ -72,7 +72,7 @@ class GeluTable(GeluForm):
         self.recorder.tap(self.lut_name, codes)
         return codes
 
-    def emit_onnx(self, g: OnnxGraph, acc: str) -> tuple[str, bool]:  # type: ignore[override]
+    def emit_onnx(self, g: OnnxGraph, acc: str) -> tuple[str, bool]:
         from onnx import TensorProto
 
         idx = requant(g, acc, self.rq_gelu)

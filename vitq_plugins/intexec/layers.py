@@ -1,12 +1,12 @@
-"""Modules of the integer program: integer Linear, I-LayerNorm, attention, MLP, residual add, embedding, head.
+"""Modules of the integer program: integer Linear, LayerNorm, attention, MLP, residual add, embedding, head.
 
 Each module holds integer constants only (int8 weights, int32 biases folded with the input zero point,
-dyadic mantissas and shifts) and its forward uses integer tensor ops only. They reproduce the fake-quant ViT
-of the ``ivit`` recipe (I-ViT arXiv 2207.01405): linear layers ``acc = sum (x - z_x) w + b`` with
-``b = round(beta / (S_x S_w))`` (eq. 4), dyadic requantization to the next quantizer's grid (eq. 7), Shiftmax
-(eqs. 9-14), ShiftGELU (eqs. 15-17), I-LayerNorm (eq. 18) and residual adds where both terms are rescaled
-to ``S_out / 2^K`` and summed before one final rounding (so the add is as exact as the fake-quant float add
-up to that rounding).
+dyadic mantissas and shifts) and its forward uses integer tensor ops only: linear layers
+``acc = sum (x - z_x) w + b`` with ``b = round(beta / (S_x S_w))`` (I-ViT arXiv 2207.01405 eq. 4), dyadic
+requantization to the next quantizer's grid (eq. 7) and residual adds where both terms are rescaled to
+``S_out / 2^K`` and summed before one final rounding (so the add is as exact as the fake-quant float add up to
+that rounding). The non-affine units (the LayerNorm kernel, the softmax of attention with its ``attn @ v``, the
+GELU) are integer forms (:mod:`~vitq_plugins.intexec.forms`) that the modules hold and call.
 """
 
 from __future__ import annotations

@@ -2,8 +2,9 @@
 
 I-ViT (arXiv 2207.01405) integer-only inference as a standard ONNX graph: matmuls are ``MatMulInteger``
 (uint8 activations with their zero points x int8 weights -> int32, eq. 4), dyadic requantization is
-``Mul``/``Add`` by int64 constants and a floor division by ``2^k`` (eq. 7), Shiftmax (eqs. 9-14), ShiftGELU
-(eqs. 15-17) and I-LayerNorm (eq. 18) are built from ``Add``/``Sub``/``Mul``/``Div``/``Mod``/``BitShift``/
+``Mul``/``Add`` by int64 constants and a floor division by ``2^k`` (eq. 7); each integer form (LayerNorm, the
+softmax of attention, GELU) emits its own nodes (``emit_onnx``, built with :class:`OnnxGraph` and the helpers
+here), from ``Add``/``Sub``/``Mul``/``Div``/``Mod``/``BitShift``/
 ``Min``/``Max``/``Where``/``ReduceSum``/``ReduceMax`` on int64 tensors. No floating-point tensor exists in
 the graph. ONNX ``Div`` on integers truncates toward zero, so a floor division is written
 ``(a - Mod(a, b)) / b`` (``Mod`` with ``fmod=0`` takes the divisor's sign, i.e. Python's ``%``), and
@@ -15,9 +16,9 @@ big tensors away from its slow int64 kernels (measured on a 32x3x65x65 tensor: `
 ``Div`` 0.35 ms, ``Add``/``Mul``/``Cast`` 0.05-0.15 ms): a select is ``c * a + (1 - c) * b``, a floor division
 is a truncating ``Div`` of a shifted numerator, a division by a power of two is a biased ``BitShift``, a clamp
 is one ``Clip``, zero points and rounding constants fold into one constant ``Add``. Functions of one bounded
-code (Shiftmax's and LIS's exponentials) or of a code and its row maximum (ShiftGELU, then the requant to fc2's
-grid) are exhaustive tables built from the executor's own kernels (:mod:`~vitq_plugins.intexec.tables`), one
-``Gather`` each; LIS probabilities times ``v`` run as one uint8 ``MatMulInteger`` per byte of the probability.
+code (softmax exponentials) or of a code and its row maximum (a GELU, then the requant to fc2's grid) are
+exhaustive tables built from the executor's own kernels (:mod:`~vitq_plugins.intexec.tables`), one ``Gather``
+each; probability tables times ``v`` run as one uint8 ``MatMulInteger`` per byte (:func:`table_at_v`).
 """
 
 from __future__ import annotations

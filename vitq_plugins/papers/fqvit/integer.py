@@ -385,7 +385,7 @@ class PtsLayerNorm(LayerNormForm):
     def out_bound(self) -> int:
         return 2**31
 
-    def emit_onnx(self, g: OnnxGraph, x: str, channels: int) -> str:  # type: ignore[override]
+    def emit_onnx(self, g: OnnxGraph, x: str, channels: int) -> str:
         return onnx_pts_layernorm(g, x, self, channels)
 
 
@@ -418,7 +418,7 @@ class LisLogSoftmax(SoftmaxForm):
         p = torch.where(codes <= frac, torch.ones_like(codes) << (frac - codes).clamp(min=0), 0)
         return p @ v
 
-    def emit_onnx(self, g: OnnxGraph, scores: str, v: str, v_zero_point: int, tokens: int) -> str:  # type: ignore[override]
+    def emit_onnx(self, g: OnnxGraph, scores: str, v: str, v_zero_point: int, tokens: int) -> str:
         powers = lis_power_table(self.out_bits, self.frac)
         return table_at_v(g, powers, onnx_lis_log_codes(g, scores, self), v, v_zero_point, tokens)
 
@@ -496,7 +496,7 @@ class LisSoftmax(SoftmaxForm):
         codes = lis_softmax_unit(logits, (x0i, bi, ci), self.out_bits, self.n, -1, "linear")
         return self.table[codes] @ v
 
-    def emit_onnx(self, g: OnnxGraph, scores: str, v: str, v_zero_point: int, tokens: int) -> str:  # type: ignore[override]
+    def emit_onnx(self, g: OnnxGraph, scores: str, v: str, v_zero_point: int, tokens: int) -> str:
         logits = requant(g, scores, self.rq_logits)
         return table_at_v(g, self.table, onnx_lis_iexp_codes(g, logits, self), v, v_zero_point, tokens)
 

@@ -236,7 +236,7 @@ class ILayerNorm(LayerNormForm):
     def out_bound(self) -> int:
         return LN_BOUND + int(self.bias_int.abs().max())
 
-    def emit_onnx(self, g: OnnxGraph, x: str, channels: int) -> str:  # type: ignore[override]
+    def emit_onnx(self, g: OnnxGraph, x: str, channels: int) -> str:
         s = g.reduce_sum(x)
         c = g.const(channels)
         q = g.floor_div(s, c)
@@ -330,7 +330,7 @@ class Shiftmax(SoftmaxForm):
         if self.out_bits > 9:
             raise VitqError("ONNX export needs Shiftmax outputs of <= 9 bits (uint8 probabilities)")
 
-    def emit_onnx(self, g: OnnxGraph, scores: str, v: str, v_zero_point: int, tokens: int) -> str:  # type: ignore[override]
+    def emit_onnx(self, g: OnnxGraph, scores: str, v: str, v_zero_point: int, tokens: int) -> str:
         logits = requant(g, scores, self.rq_logits)
         table = shift_exp_table(self.rq_logits, self.x0, self.n, self.in_shift)
         p = onnx_shiftmax(g, logits, self.x0, self.n, self.out_bits, self.division, table, self.in_shift)
@@ -398,7 +398,7 @@ class ShiftGELU(GeluForm):
         out: torch.Tensor = self.rq_fc2(y)
         return out
 
-    def emit_onnx(self, g: OnnxGraph, acc: str) -> tuple[str, bool]:  # type: ignore[override]
+    def emit_onnx(self, g: OnnxGraph, acc: str) -> tuple[str, bool]:
         a = requant(g, acc, self.rq_gelu, centered=True)
         lut = shiftgelu_requant_table(
             self.rq_gelu, self.rq_fc2, self.x0, self.n, self.out_bits, self.division, self.in_shift
