@@ -147,7 +147,10 @@ def register_integer_form(kind: str, name: str) -> Callable[[_F], _F]:
 
 
 def _discover(name: str) -> None:
-    """Import the ``integer`` module beside the wing adapters of quantizer ``name`` (once per name)."""
+    """Import the ``integer`` module nearest to the wing adapters of quantizer ``name`` (once per name).
+
+    For an adapter ``pkg.paper.wing:attr`` that is ``pkg.paper.integer`` (then ``pkg.integer``, and so on up).
+    """
     if name in _DISCOVERED:
         return
     _DISCOVERED.add(name)
@@ -157,15 +160,21 @@ def _discover(name: str) -> None:
     if name not in quantizers:
         return
     for ref in quantizers.get(name).backends.values():
-        package = str(ref).split(":", 1)[0].rpartition(".")[0]
-        if not package:
-            continue
-        module = f"{package}.integer"
-        try:
-            importlib.import_module(module)
-        except ModuleNotFoundError as exc:
-            if exc.name != module:
-                raise
+        parts = str(ref).split(":", 1)[0].split(".")
+        for depth in range(len(parts) - 1, 0, -1):
+            if _import_if_present(".".join(parts[:depth]) + ".integer"):
+                break
+
+
+def _import_if_present(module: str) -> bool:
+    """Import ``module``; ``False`` when it (or a package above it) does not exist."""
+    try:
+        importlib.import_module(module)
+    except ModuleNotFoundError as exc:
+        if exc.name is None or not (module == exc.name or module.startswith(exc.name + ".")):
+            raise
+        return False
+    return True
 
 
 def find_integer_form(kind: str, name: str, wing: str = "") -> type | None:
