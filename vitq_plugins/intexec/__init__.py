@@ -10,7 +10,9 @@ LIS eqs. 13-16).
 * :class:`FloatOpGuard` / :func:`run_integer_only` prove no floating-point op runs inside it;
 * :func:`agreement_report` compares it with the fake-quant model, and :func:`float64_reference` gives
   that model's exact (float64) evaluation, free of float32 rounding ties;
-* :func:`export_int_onnx` writes it as an ONNX graph of integer ops, equal to the executor bit for bit.
+* :func:`export_int_onnx` writes it as an ONNX graph of integer ops, equal to the executor bit for bit;
+* :mod:`~vitq_plugins.intexec.extension` is the public API through which a paper provides the integer forms
+  (:func:`register_integer_form`) of its LayerNorm, softmax and GELU units.
 """
 
 from __future__ import annotations
@@ -25,6 +27,13 @@ from vitq_plugins.intexec.convert import float_ops_left
 from vitq_plugins.intexec.convert_fx import convert_fx
 from vitq_plugins.intexec.convert_fx import fx_float_ops_left
 from vitq_plugins.intexec.executor import IntExecutor
+from vitq_plugins.intexec.forms import GeluForm
+from vitq_plugins.intexec.forms import IntegerForm
+from vitq_plugins.intexec.forms import LayerNormForm
+from vitq_plugins.intexec.forms import SoftmaxForm
+from vitq_plugins.intexec.forms import find_integer_form
+from vitq_plugins.intexec.forms import integer_form
+from vitq_plugins.intexec.forms import register_integer_form
 from vitq_plugins.intexec.guard import FloatOpError
 from vitq_plugins.intexec.guard import FloatOpGuard
 from vitq_plugins.intexec.guard import OpRecord
@@ -37,6 +46,13 @@ from vitq_plugins.intexec.requant import QParams
 from vitq_plugins.intexec.requant import Requant
 
 __all__ = [
+    "GeluForm",
+    "IntegerForm",
+    "LayerNormForm",
+    "SoftmaxForm",
+    "find_integer_form",
+    "integer_form",
+    "register_integer_form",
     "IntegerConverter",
     "check_integer_form",
     "export_integer_onnx",

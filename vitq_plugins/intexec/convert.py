@@ -29,9 +29,10 @@ from torch import nn
 
 from vitq_plugins.core.errors import VitqError
 from vitq_plugins.intexec.executor import IntExecutor
-from vitq_plugins.intexec.kernels import exp_tables
-from vitq_plugins.intexec.kernels import ilayernorm_bias
-from vitq_plugins.intexec.kernels import ilayernorm_scale
+from vitq_plugins.intexec.forms import discover_integer_forms
+from vitq_plugins.intexec.forms import find_integer_form
+from vitq_plugins.intexec.forms import integer_form_names
+from vitq_plugins.intexec.generic import GeluTable
 from vitq_plugins.intexec.layers import RESIDUAL_EXTRA_BITS
 from vitq_plugins.intexec.layers import IntAttention
 from vitq_plugins.intexec.layers import IntBlock
@@ -41,23 +42,40 @@ from vitq_plugins.intexec.layers import IntLayerNorm
 from vitq_plugins.intexec.layers import IntLinear
 from vitq_plugins.intexec.layers import IntMlp
 from vitq_plugins.intexec.layers import ResidualAdd
-from vitq_plugins.intexec.layers import lis_frac
 from vitq_plugins.intexec.recorder import INT32_MAX
 from vitq_plugins.intexec.recorder import INT32_MIN
 from vitq_plugins.intexec.requant import QParams
 from vitq_plugins.intexec.requant import Requant
-from vitq_plugins.ops import grid_refinement
-from vitq_plugins.papers.ivit.shift import GELU_SIGMOID_FACTOR
-from vitq_plugins.papers.ivit.shift import exp_unit
+from vitq_plugins.intexec.sites import AttentionSite
+from vitq_plugins.intexec.sites import GeluSite
+from vitq_plugins.intexec.sites import LayerNormSite
+from vitq_plugins.intexec.sites import grid_span
 
 __all__ = ["convert_brevitas", "float_ops_left"]
 
 _TQ_SUFFIX = ".fused_activation_quant_proxy.tensor_quant"
-_LN_BOUND = 2**31
 
 
 def _is_identity(m: Any) -> bool:
     return m is None or isinstance(m, nn.Identity | nn.Dropout)
+
+
+def proxy_quantizer(proxy: Any) -> str:
+    """The vitq quantizer name of a Brevitas activation proxy (``""`` if none; cf. ``modules.quantizer_name``)."""
+    inj = getattr(proxy, "quant_injector", None)
+    return str(inj.vitq_name) if inj is not None and "vitq_name" in inj else ""
+
+
+def _site_name(kernel: str, quant: Any) -> str:
+    """The name a site's integer form is registered under: its module's kernel, else its quantizer's name."""
+    from vitq_plugins.brevitas.modules import quantizer_name
+
+    return kernel or quantizer_name(quant)
+
+
+def _choices(kind: str) -> str:
+    discover_integer_forms()
+    return ", ".join(repr(n) for n in integer_form_names(kind, "brevitas")) or "none registered"
 
 
 def float_ops_left(qmodel: nn.Module) -> list[str]:
@@ -66,43 +84,56 @@ def float_ops_left(qmodel: nn.Module) -> list[str]:
     from vitq_plugins.brevitas.modules import QuantLayerNorm
     from vitq_plugins.brevitas.modules import QuantSoftmax
     from vitq_plugins.brevitas.modules import quantizer_name
-    from vitq_plugins.brevitas.quant import Log2Quant
-    from vitq_plugins.brevitas.quant import ObserverActQuant
-    from vitq_plugins.brevitas.quant import PTSActQuant
-    from vitq_plugins.brevitas.quant import tensor_quant_of
-
-    def tq(q: Any) -> Any:
-        return tensor_quant_of(getattr(q, "act_quant", None)) if q is not None else None
 
     out: list[str] = []
     for fqn, m in qmodel.named_modules():
         if isinstance(m, QuantLayerNorm):
-            if m.kernel != "ilayernorm" and not isinstance(tq(m.input_quant), PTSActQuant):
+            if _layernorm_form(m) is None:
                 q = quantizer_name(m.input_quant) or "none"
                 out.append(
-                    f"{fqn}: LayerNorm stays float (input quantizer {q!r}); an integer LayerNorm needs the "
-                    "'ilayernorm' (recipe ivit) or 'pts' (recipe fqvit) quantizer"
+                    f"{fqn}: LayerNorm stays float (input quantizer {q!r}); an integer LayerNorm needs one of "
+                    f"the quantizers {_choices('layernorm')}"
                 )
         elif isinstance(m, nn.LayerNorm):
             out.append(f"{fqn}: LayerNorm is not quantized (float)")
         elif isinstance(m, QuantSoftmax):
-            if m.kernel != "shiftmax" and not isinstance(tq(m.quant), Log2Quant):
+            if find_integer_form("softmax", _site_name(m.kernel, m.quant), "brevitas") is None:
                 q = quantizer_name(m.quant) or "none"
                 out.append(
-                    f"{fqn}: softmax stays float (output quantizer {q!r}); an integer softmax needs the "
-                    "'shiftmax' (recipe ivit) or 'lis' (recipe fqvit) quantizer"
+                    f"{fqn}: softmax stays float (output quantizer {q!r}); an integer softmax needs one of the "
+                    f"quantizers {_choices('softmax')}"
                 )
         elif isinstance(m, QuantGELU):
-            uniform = isinstance(tq(m.quant), ObserverActQuant) and int(tq(m.quant).bits) <= 8
-            if m.kernel != "shiftgelu" and not uniform:
+            if _gelu_form(m) is None and not _uniform_gelu(m):
                 q = quantizer_name(m.quant) or "none"
                 out.append(
-                    f"{fqn}: GELU stays float (output quantizer {q!r}); an integer GELU needs the "
-                    "'shiftgelu' quantizer (recipe ivit) or a uniform <= 8-bit output (table lookup)"
+                    f"{fqn}: GELU stays float (output quantizer {q!r}); an integer GELU needs one of the "
+                    f"quantizers {_choices('gelu')} or a uniform <= 8-bit output (table lookup)"
                 )
         elif isinstance(m, nn.GELU | nn.Softmax):
             out.append(f"{fqn}: {type(m).__name__} is not quantized (float)")
     return out
+
+
+def _layernorm_form(norm: Any) -> Any:
+    """The LayerNorm form of a ``QuantLayerNorm``: by its kernel, else by its input quantizer."""
+    from vitq_plugins.brevitas.modules import quantizer_name
+
+    found = find_integer_form("layernorm", norm.kernel, "brevitas")
+    return found or find_integer_form("layernorm", quantizer_name(norm.input_quant), "brevitas")
+
+
+def _gelu_form(act: Any) -> Any:
+    return find_integer_form("gelu", act.kernel, "brevitas")
+
+
+def _uniform_gelu(act: Any) -> bool:
+    """A float GELU with a uniform output quantizer of <= 8 bits (a table lookup)."""
+    from vitq_plugins.brevitas.quant import ObserverActQuant
+    from vitq_plugins.brevitas.quant import tensor_quant_of
+
+    tq = tensor_quant_of(getattr(act.quant, "act_quant", None)) if act.quant is not None else None
+    return isinstance(tq, ObserverActQuant) and int(tq.bits) <= 8
 
 
 class _Ctx:
@@ -113,23 +144,24 @@ class _Ctx:
 
     def grid(self, proxy: Any, where: str) -> QParams:
         from vitq_plugins.brevitas.quant import ObserverActQuant
-        from vitq_plugins.brevitas.quant import PTSActQuant
         from vitq_plugins.brevitas.quant import tensor_quant_of
 
         tq = tensor_quant_of(proxy)
-        if not isinstance(tq, ObserverActQuant | PTSActQuant):
+        reader: Any = find_integer_form("grid", proxy_quantizer(proxy), "") if tq is not None else None
+        reader = reader if reader is not None and callable(getattr(reader, "read_brevitas", None)) else None
+        if reader is None and not isinstance(tq, ObserverActQuant):
             raise VitqError(
-                f"{where}: expected a uniform or PTS activation quantizer, got {type(tq).__name__}"
+                f"{where}: expected a uniform activation quantizer or one with an integer grid reader, got "
+                f"{type(tq).__name__}"
             )
         if not bool(tq.calibrated):
             raise VitqError(f"{where}: quantizer is not calibrated; quantize the model first")
         name = self.names.get(id(tq), where)
         name = name[: -len(_TQ_SUFFIX)] if name.endswith(_TQ_SUFFIX) else name
+        if reader is not None:
+            grid: QParams = reader.read_brevitas(tq, name)
+            return grid
         zp = int(round(float(tq.zero_point)))
-        if isinstance(tq, PTSActQuant):
-            p = tq.params()
-            alpha = tuple(int(a) for a in tq.alpha.tolist())
-            return QParams(float(tq.scale_base), zp, int(p.qmin), int(p.qmax), name, alpha)
         return QParams(float(tq.scale), zp, int(tq.qmin), int(tq.qmax), name)
 
     def input_grid(self, layer: Any, where: str, served: QParams | None = None) -> QParams:
@@ -197,23 +229,19 @@ def _linear(
 
 
 def _ln(norm: Any, in_grid: QParams, consumer_grid: QParams, where: str) -> IntLayerNorm:
+    """The site's LayerNorm form (by kernel or input quantizer), then the requant to its consumer's grid."""
     if norm.weight is None or norm.bias is None:
         raise VitqError(f"{where}: an integer LayerNorm needs an affine LayerNorm")
-    bias_int = ilayernorm_bias(norm.weight, norm.bias)
-    ratio = ilayernorm_scale(norm.weight).double() / consumer_grid.scale
-    out = Requant(ratio, consumer_grid, _LN_BOUND + int(bias_int.abs().max()))
-    if norm.kernel == "ilayernorm":
-        return IntLayerNorm(bias_int, out)
-    alpha = torch.tensor(in_grid.alpha or (0,) * int(bias_int.shape[0]), dtype=torch.int64)
-    c = int(bias_int.shape[0])
-    y_max = 2 * c * _span(in_grid) * 2 ** int(alpha.max() - alpha.min())
-    if y_max >= 2**26 or c * y_max * y_max >= 2**48:
-        raise VitqError(
-            f"{where}: integer LayerNorm range too large (C = {c}, aligned code span {y_max // (2 * c)})"
-        )
-    return IntLayerNorm(
-        bias_int, out, exact_mean=True, in_zero_point=in_grid.zero_point, in_shift=alpha - alpha.min()
+    form = _layernorm_form(norm)
+    if form is None:
+        raise VitqError(f"{where}: LayerNorm has no integer form")
+    site = LayerNormSite(
+        where, norm, norm.weight, norm.bias, float(getattr(norm, "eps", 0.0)), in_grid=in_grid
     )
+    build = form.from_brevitas(site)
+    ratio = build.scale / consumer_grid.scale
+    out = Requant(ratio, consumer_grid, build.form.out_bound())
+    return IntLayerNorm(build.form, out, in_zero_point=build.in_zero_point, in_shift=build.in_shift)
 
 
 def _check_model(model: nn.Module) -> None:
@@ -265,8 +293,7 @@ def _check_model(model: nn.Module) -> None:
             raise VitqError(f"blocks.{i}.mlp.norm must be an identity for integer conversion")
 
 
-def _span(g: QParams) -> int:
-    return max(g.zero_point - g.qmin, g.qmax - g.zero_point)
+_span = grid_span
 
 
 #: index grid of the GELU table: ``S_out / 2^10``, inputs below ``-4`` (GELU < 2e-4) share the first entry
@@ -275,7 +302,6 @@ _LUT_LOW = -4.0
 
 
 def _attention(ctx: _Ctx, attn: Any, tokens: int, where: str) -> tuple[IntAttention, _Lin]:
-    from vitq_plugins.brevitas.quant import Log2Quant
     from vitq_plugins.brevitas.quant import tensor_quant_of
 
     qkv = _linear(ctx, attn.qkv, f"{where}.qkv")
@@ -295,30 +321,16 @@ def _attention(ctx: _Ctx, attn: Any, tokens: int, where: str) -> tuple[IntAttent
     rq_v = rq(slice(2 * c, 3 * c), 1.0, gv)
     sm = attn.softmax
     proj_in = ctx.grid(attn.proj.input_quant, f"{where}.proj input")
-    log2q = tensor_quant_of(sm.quant.act_quant) if sm.quant is not None else None
-    if isinstance(log2q, Log2Quant):
-        bits = int(log2q.code_bits)
-        hi, lo, t_max = exp_tables(gq.scale * gk.scale)
-        n = 0
-        frac = lis_frac(bits)
-        rq_out = Requant(gv.scale * 2.0**-frac / proj_in.scale, proj_in, 2**frac * _span(gv) * tokens)
-        rq_logits = rq_out  # unused by LIS
-        x0, ob, division, lis, k_in = -1, bits, "official", (hi, lo, t_max), 0
-    else:
-        gl = ctx.grid(sm.quant.act_quant, f"{where}.softmax")
-        rq_logits = Requant(gq.scale * gk.scale / gl.scale, gl, _span(gq) * _span(gk) * d)
-        k_in = grid_refinement(
-            gl.scale, 1.0
-        )  # a coarse logit grid runs Shiftmax on codes << k (papers.ivit.shift)
-        ob, n, x0 = int(sm.out_bits), int(sm.n), exp_unit(gl.scale / 2**k_in)
-        rq_out = Requant(
-            gv.scale * 2.0 ** -(ob - 1) / proj_in.scale, proj_in, 2 ** (ob - 1) * _span(gv) * tokens
-        )
-        division, lis = str(getattr(sm, "division", "official")), None
+    form: Any = find_integer_form("softmax", _site_name(sm.kernel, sm.quant), "brevitas")
+    if form is None:
+        raise VitqError(f"{where}.softmax: softmax has no integer form")
+    out_quant = tensor_quant_of(sm.quant.act_quant) if sm.quant is not None else None
+    site = AttentionSite(
+        f"{where}.softmax", sm, gq, gk, gv, proj_in, d, tokens, grid=ctx.grid, out_quant=out_quant
+    )
+    softmax, rq_out = form.from_brevitas(site)
     proj = _linear(ctx, attn.proj, f"{where}.proj")
-    ia = IntAttention(
-        h, qkv.layer, rq_q, rq_k, rq_v, rq_logits, x0, n, ob, rq_out, proj.layer, division, lis, in_shift=k_in
-    )  # fmt: skip
+    ia = IntAttention(h, qkv.layer, rq_q, rq_k, rq_v, softmax, rq_out, proj.layer)
     return ia, proj
 
 
@@ -338,22 +350,17 @@ def _mlp(ctx: _Ctx, mlp: Any, where: str) -> tuple[IntMlp, _Lin]:
     fc1 = _linear(ctx, mlp.fc1, f"{where}.fc1")
     act = mlp.act
     gg = ctx.grid(act.quant.act_quant, f"{where}.act")
-    if act.kernel != "shiftgelu":
+    form = _gelu_form(act)
+    if form is None:  # a float GELU with a uniform output quantizer: a table lookup
         index, lut = _gelu_table(gg)
         rq_idx = Requant(fc1.acc_scale / index.scale, index, fc1.bound, frac=fc1.frac)
         fc2 = _linear(ctx, mlp.fc2, f"{where}.fc2", served=gg)
-        return IntMlp(fc1.layer, rq_idx, -1, 0, 8, None, fc2.layer, "official", lut, gg.name), fc2
-    rq_gelu = Requant(fc1.acc_scale / gg.scale, gg, fc1.bound, frac=fc1.frac)
-    ob = int(act.out_bits)
-    k_in = grid_refinement(gg.scale * GELU_SIGMOID_FACTOR, 1.0)  # ShiftGELU on codes << k (papers.ivit.shift)
-    s_in = gg.scale / 2**k_in
+        return IntMlp(fc1.layer, GeluTable(rq_idx, lut, gg.name), fc2.layer), fc2
     g2 = ctx.grid(mlp.fc2.input_quant, f"{where}.fc2 input")
-    rq_fc2 = Requant(s_in * 2.0 ** -(ob - 1) / g2.scale, g2, (_span(gg) << k_in) * 2 ** (ob - 1))
-    fc2 = _linear(ctx, mlp.fc2, f"{where}.fc2")
-    x0 = exp_unit(s_in * GELU_SIGMOID_FACTOR)
-    division = str(getattr(act, "division", "official"))
-    mlp_int = IntMlp(fc1.layer, rq_gelu, x0, int(act.n), ob, rq_fc2, fc2.layer, division, in_shift=k_in)
-    return mlp_int, fc2
+    site = GeluSite(f"{where}.act", act, fc1.acc_scale, fc1.bound, fc1.frac, gg, g2)
+    gelu, fc2_grid = form.from_brevitas(site)
+    fc2 = _linear(ctx, mlp.fc2, f"{where}.fc2", served=fc2_grid)
+    return IntMlp(fc1.layer, gelu, fc2.layer), fc2
 
 
 def _residual(branch: _Lin, skip: QParams, out: QParams) -> ResidualAdd:

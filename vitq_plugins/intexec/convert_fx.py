@@ -38,7 +38,7 @@ FQ-ViT (arXiv 2111.13824, recipe ``fqvit``) has another graph, read the same way
 * each LayerNorm input is ``quantize_per_channel`` of that stream onto its PTS grid ``s 2^alpha_c`` (eqs.
   9-10: a per-channel requant, ``IntLayerNorm.in_rq``), and the PTS custom module runs FQ-ViT's *integer*
   LayerNorm (``papers.fqvit.pts.pts_int_layernorm``: per-token 8-bit mantissa ``M``, shift ``N`` and offset ``B``,
-  derived in float64 there); ``kernels.pts_layernorm_int`` derives the same ``M``, ``N``, ``B`` with integer ops
+  derived in float64 there); ``papers.fqvit.integer.pts_layernorm_int`` derives the same ``M``, ``N``, ``B`` with integer ops
   (exact rationals, a long division, an integer square root), then the output container's zero point;
 * LIS (eqs. 13-16) runs ``papers.fqvit.lis.lis_softmax_int`` on the logit codes (I-BERT i-exp, linear-space rounding
   of ``log2``): ``lis_softmax_unit`` with the constants of the logit scale; its ``2^-code`` is quantized onto
@@ -63,9 +63,10 @@ import torch.nn.functional as F
 
 from vitq_plugins.core.errors import VitqError
 from vitq_plugins.intexec.executor import IntExecutor
-from vitq_plugins.intexec.kernels import ilayernorm_bias
-from vitq_plugins.intexec.kernels import ilayernorm_scale
-from vitq_plugins.intexec.kernels import pts_layernorm_constants
+from vitq_plugins.intexec.forms import discover_integer_forms
+from vitq_plugins.intexec.forms import find_integer_form
+from vitq_plugins.intexec.forms import integer_form_names
+from vitq_plugins.intexec.generic import GeluTable
 from vitq_plugins.intexec.layers import RESIDUAL_EXTRA_BITS
 from vitq_plugins.intexec.layers import IntAttention
 from vitq_plugins.intexec.layers import IntBlock
@@ -78,18 +79,15 @@ from vitq_plugins.intexec.layers import ResidualAdd
 from vitq_plugins.intexec.recorder import INT32_MAX
 from vitq_plugins.intexec.requant import QParams
 from vitq_plugins.intexec.requant import Requant
-from vitq_plugins.ops import grid_refinement
-from vitq_plugins.papers.fqvit.lis import IEXP_X0
-from vitq_plugins.papers.fqvit.lis import iexp_constants
-from vitq_plugins.papers.fqvit.lis import lis_dequant
-from vitq_plugins.papers.ivit.shift import GELU_SIGMOID_FACTOR
-from vitq_plugins.papers.ivit.shift import exp_unit
+from vitq_plugins.intexec.sites import AttentionSite
+from vitq_plugins.intexec.sites import GeluSite
+from vitq_plugins.intexec.sites import LayerNormSite
+from vitq_plugins.intexec.sites import grid_span
 
 __all__ = ["convert_fx", "fx_float_ops_left"]
 
-_LN_BOUND = 2**31
 _K = RESIDUAL_EXTRA_BITS
-_INTEGER_CUSTOM = ("ilayernorm", "shiftmax", "shiftgelu", "pts", "lis")
+_SITE_KINDS = ("layernorm", "softmax", "gelu")
 _SHAPE_METHODS = {"reshape", "view", "permute", "transpose", "flatten", "contiguous", "unbind", "expand"}
 _FLOAT_FUNCS = {
     F.gelu: "GELU",
@@ -122,30 +120,35 @@ def fx_float_ops_left(gm: nn.Module) -> list[str]:
             where = str(node.target)
             if isinstance(mod, QuantizedCustom | ObservedCustom):
                 q = mod.quantizer
-                if q in _INTEGER_CUSTOM:
+                if any(find_integer_form(kind, q, "fx") is not None for kind in _SITE_KINDS):
                     continue
                 out.append(
-                    f"{where}: quantizer {q!r} has no integer form (an integer GELU needs 'shiftgelu', "
-                    "recipe ivit, or a float GELU with a uint8 output, recipe fqvit)"
+                    f"{where}: quantizer {q!r} has no integer form (an integer GELU needs one of "
+                    f"{_choices('gelu')}, or a float GELU with a uint8 output)"
                 )
             elif isinstance(mod, nn.LayerNorm):
                 out.append(
                     f"{where}: LayerNorm stays float ({type(mod).__module__}.{type(mod).__name__}); an "
-                    "integer LayerNorm needs the 'ilayernorm' quantizer (recipe ivit)"
+                    f"integer LayerNorm needs one of the quantizers {_choices('layernorm')}"
                 )
             elif isinstance(mod, nn.Softmax):
                 out.append(
                     f"{where}: softmax stays float ({type(mod).__module__}.{type(mod).__name__}); an "
-                    "integer softmax needs the 'shiftmax' quantizer (recipe ivit)"
+                    f"integer softmax needs one of the quantizers {_choices('softmax')}"
                 )
             elif isinstance(mod, nn.GELU) and not _gelu_to_uint8(gm, node):
                 out.append(
-                    f"{where}: GELU stays float; an integer GELU needs the 'shiftgelu' quantizer (recipe ivit) "
-                    "or a uint8 output quantizer (a table lookup, recipe fqvit)"
+                    f"{where}: GELU stays float; an integer GELU needs one of the quantizers {_choices('gelu')} "
+                    "or a uint8 output quantizer (a table lookup)"
                 )
         elif node.op == "call_function" and node.target in _FLOAT_FUNCS:
             out.append(f"{node.name}: {_FLOAT_FUNCS[node.target]} stays float (functional call)")
     return out
+
+
+def _choices(kind: str) -> str:
+    discover_integer_forms()
+    return ", ".join(repr(n) for n in integer_form_names(kind, "fx")) or "none registered"
 
 
 def _gelu_to_uint8(gm: nn.Module, node: fx.Node) -> bool:
@@ -165,8 +168,11 @@ def _gelu_to_uint8(gm: nn.Module, node: fx.Node) -> bool:
     return True
 
 
-def _span(g: QParams) -> int:
-    return max(g.zero_point - g.qmin, g.qmax - g.zero_point)
+_span = grid_span
+
+
+def _is_per_channel_quantize(node: fx.Node) -> bool:
+    return node.op == "call_function" and node.target is torch.quantize_per_channel
 
 
 def _same(a: QParams, b: QParams) -> bool:
@@ -306,14 +312,16 @@ class _Graph:
         return g
 
 
-def _custom(graph: _Graph, target: str, quantizer: str) -> tuple[fx.Node, Any]:
+def _custom(graph: _Graph, target: str, kind: str) -> tuple[fx.Node, Any, Any]:
+    """The vitq custom module ``target``, and the ``kind`` integer form of its quantizer."""
     from vitq_plugins.fx.modules import QuantizedCustom
 
     node, mod = graph.module(target)
-    if not isinstance(mod, QuantizedCustom) or mod.quantizer != quantizer:
+    form = find_integer_form(kind, mod.quantizer, "fx") if isinstance(mod, QuantizedCustom) else None
+    if form is None:
         got = mod.quantizer if isinstance(mod, QuantizedCustom) else type(mod).__name__
-        raise VitqError(f"{target}: expected the {quantizer!r} integer kernel, got {got!r}")
-    return node, mod
+        raise VitqError(f"{target}: expected an integer {kind} kernel, got {got!r}")
+    return node, mod, form
 
 
 def _linear(graph: _Graph, node: fx.Node, mod: Any, inp: QParams, where: str) -> _Lin:
@@ -366,23 +374,6 @@ def _regrid(first: Requant, dst: QParams) -> Requant:
     return Requant(src.scale / dst.scale, dst, _span(src), pre=first)
 
 
-def _ilayernorm(
-    mod: Any, in_grid: QParams, out_grid: QParams, where: str, then: QParams | None = None
-) -> IntLayerNorm:
-    """I-LayerNorm on the centred input codes ``x - z`` (as the graph's kernel sees them: I-LayerNorm rounds
-    the mean half to even, which an odd zero point would flip on ties), the requant of its output to its output
-    container ``out_grid`` and then to ``then``."""
-    inner = mod.observed.inner
-    if inner.weight is None or inner.bias is None:
-        raise VitqError(f"{where}: an integer LayerNorm needs an affine LayerNorm")
-    bias_int = ilayernorm_bias(inner.weight, inner.bias)
-    ratio = ilayernorm_scale(inner.weight).double() / out_grid.scale
-    rq = Requant(ratio, out_grid, _LN_BOUND + int(bias_int.abs().max()))
-    return IntLayerNorm(
-        bias_int, rq if then is None else _regrid(rq, then), in_zero_point=int(in_grid.zero_point)
-    )
-
-
 def _qkv_part(graph: _Graph, qnode: fx.Node, qkv_node: fx.Node, where: str) -> tuple[int, int, int]:
     """``(index, heads, head_dim)`` of the q/k/v slice that ``quantize_per_tensor`` node ``qnode`` takes."""
     trail: list[fx.Node] = []
@@ -414,15 +405,48 @@ def _qkv_part(graph: _Graph, qnode: fx.Node, qkv_node: fx.Node, where: str) -> t
 def _norm(
     graph: _Graph, target: str, x_node: fx.Node, fine: _Fine | None, then: QParams | None = None
 ) -> tuple[fx.Node, IntLayerNorm]:
-    """The LayerNorm ``target`` on the stream ``x_node``: I-LayerNorm (``ivit``) or PTS (``fqvit``, ``fine``)."""
+    """The LayerNorm ``target`` on the stream ``x_node`` (its quantizer's form), the requant of its output to its
+    output container and then to ``then``. On the fixed-point float stream (``fine``) the input is a
+    ``quantize_per_channel`` of the stream, done here by a per-channel requant."""
+    node, mod, form = _custom(graph, target, "layernorm")
+    inner = mod.observed.inner
+    if inner.weight is None or inner.bias is None:
+        raise VitqError(f"{target}: an integer LayerNorm needs an affine LayerNorm")
+    out_grid = graph.grid(node)
+    eps = float(getattr(inner, "eps", 0.0))
+    scales: torch.Tensor | None = None
     if fine is not None:
-        node, mod = _custom(graph, target, "pts")
-        return node, _pts_layernorm(graph, node, mod, x_node, fine, then)
-    node, mod = _custom(graph, target, "ilayernorm")
-    if graph.back(node.args[0]) is not x_node:
-        raise VitqError(f"{target}: its input is not the residual stream")
-    in_grid = graph.input_grid(node, mod, target)
-    return node, _ilayernorm(mod, in_grid, graph.grid(node), target, then=then)
+        qpc = graph.back(node.args[0])
+        if not (qpc.op == "call_function" and qpc.target is torch.quantize_per_channel):
+            raise VitqError(f"{target}: its input is not a per-channel quantize of the stream")
+        if graph.back(qpc.args[0]) is not x_node:
+            raise VitqError(f"{target}: its input is not the residual stream")
+        scales, zps = _attr_tensor(graph, qpc.args[1]), _attr_tensor(graph, qpc.args[2])
+        site = LayerNormSite(
+            target, mod, inner.weight, inner.bias, eps, out_grid=out_grid,
+            channel_scales=scales, channel_zero_points=zps, channel_dtype=qpc.args[4], channel_node=qpc,
+        )  # fmt: skip
+    else:
+        if graph.back(node.args[0]) is not x_node:
+            raise VitqError(f"{target}: its input is not the residual stream")
+        in_grid = graph.input_grid(node, mod, target)
+        site = LayerNormSite(target, mod, inner.weight, inner.bias, eps, in_grid=in_grid, out_grid=out_grid)
+    build = form.from_fx(site)
+    in_rq = None
+    if scales is not None:
+        assert fine is not None
+        if build.in_grid is None:
+            raise VitqError(f"{target}: its integer form takes no per-channel input")
+        in_rq = Requant(fine.grid.scale / scales.double(), build.in_grid, fine.bound)
+    out = Requant(build.scale / out_grid.scale, out_grid, build.form.out_bound())
+    ln = IntLayerNorm(
+        build.form,
+        out if then is None else _regrid(out, then),
+        in_zero_point=build.in_zero_point,
+        in_shift=build.in_shift,
+        in_rq=in_rq,
+    )
+    return node, ln
 
 
 def _norm_linear(
@@ -444,7 +468,7 @@ def _attention(
     where = f"blocks.{i}"
     ln1, qkv, qkv_node, g_qkv = _norm_linear(graph, f"{where}.norm1", f"{where}.attn.qkv", x_node, fine)
 
-    sm_node, sm = _custom(graph, f"{where}.attn.softmax", "lis" if fine is not None else "shiftmax")
+    sm_node, sm, form = _custom(graph, f"{where}.attn.softmax", "softmax")
     mm_qk = graph.back(sm_node.args[0])
     if mm_qk.op != "call_function" or mm_qk.target is not _qop("matmul"):
         raise VitqError(f"{where}.attn.softmax: its input is not a quantized q @ k^T ({mm_qk.name!r})")
@@ -477,40 +501,25 @@ def _attention(
     gq, gk = graph.grid(mul), graph.grid(k_node)
     gv = parts[2].out
     rq_logits = Requant(gq.scale * gk.scale / g_logits.scale, g_logits, _span(gq) * _span(gk) * head_dim)
-    ob, n = int(sm.observed.inner.bits), int(sm.observed.inner.n)
-    if fine is not None:
-        return ln1, *_lis_attention(
-            graph, where, sm, (qkv, parts, g_logits, mm_pv, gq, gk, heads, head_dim), tokens
-        )
-    if sm.out_scale != 2.0 ** -(ob - 1) or sm.out_zero_point != 0:
-        raise VitqError(
-            f"{where}.attn.softmax: Shiftmax output container ({sm.out_scale}, {sm.out_zero_point}) is not "
-            f"the exact 2^-{ob - 1} grid"
-        )
     g_o = graph.grid(mm_pv)
-    rq_out = Requant(
-        2.0 ** -(ob - 1) * gv.scale / g_o.scale, g_o, 2 ** (ob - 1) * _span(gv) * tokens
-    )  # fmt: skip
+    site = AttentionSite(
+        f"{where}.attn.softmax",
+        sm,
+        gq,
+        gk,
+        gv,
+        g_o,
+        head_dim,
+        tokens,
+        logits_grid=g_logits,
+        rq_logits=rq_logits,
+    )
+    softmax, rq_out = form.from_fx(site)
     proj_node, proj_mod = graph.module(f"{where}.attn.proj")
     if graph.back(proj_node.args[0]) is not mm_pv:
         raise VitqError(f"{where}.attn.proj: its input is not attn @ v")
     proj = _linear(graph, proj_node, proj_mod, g_o, f"{where}.attn.proj")
-    k_in = grid_refinement(float(g_logits.scale), 1.0)  # a coarse logit grid: Shiftmax on codes << k
-    x0 = exp_unit(float(g_logits.scale) / 2**k_in)
-    ia = IntAttention(
-        heads,
-        qkv.layer,
-        parts[0],
-        parts[1],
-        parts[2],
-        rq_logits,
-        x0,
-        n,
-        ob,
-        rq_out,
-        proj.layer,
-        in_shift=k_in,
-    )
+    ia = IntAttention(heads, qkv.layer, parts[0], parts[1], parts[2], softmax, rq_out, proj.layer)
     return ln1, ia, proj, proj_node, qkv_node
 
 
@@ -562,34 +571,37 @@ def _mlp(
 ) -> tuple[IntLayerNorm, IntMlp, _Lin, fx.Node]:
     where = f"blocks.{i}"
     ln2, fc1, fc1_node, g_fc1 = _norm_linear(graph, f"{where}.norm2", f"{where}.mlp.fc1", x2_node, fine)
-    if fine is not None:
+    act_node, act = graph.module(f"{where}.mlp.act")
+    if isinstance(act, nn.GELU):  # a float GELU of fc1's codes with a uint8 output: a table lookup
         return (ln2, *_gelu_lut(graph, where, fc1, fc1_node, g_fc1))
-    act_node, act = _custom(graph, f"{where}.mlp.act", "shiftgelu")
+    act_node, act, form = _custom(graph, f"{where}.mlp.act", "gelu")
     if graph.back(act_node.args[0]) is not fc1_node:
         raise VitqError(f"{where}.mlp.act: its input is not fc1's output")
     graph.input_grid(act_node, act, f"{where}.mlp.act")
     g_act = graph.grid(act_node)
     fc2_node, fc2_mod = graph.module(f"{where}.mlp.fc2")
     fc2_in = graph.back(fc2_node.args[0])
-    ob, n = int(act.observed.inner.bits), int(act.observed.inner.n)
-    k_in = grid_refinement(
-        g_fc1.scale * GELU_SIGMOID_FACTOR, 1.0
-    )  # ShiftGELU on codes << k (papers.ivit.shift)
-    s_in = g_fc1.scale / 2**k_in
-    rq_act = Requant(s_in * 2.0 ** -(ob - 1) / g_act.scale, g_act, (_span(g_fc1) << k_in) * 2 ** (ob - 1))
     if fc2_in is act_node:
-        rq_fc2 = rq_act
+        regrid: Any = None
     elif (
         fc2_in.op == "call_function"
         and fc2_in.target is torch.quantize_per_tensor
         and graph.source(fc2_in) is act_node
     ):
-        rq_fc2 = _regrid(rq_act, graph.grid(fc2_in))
+        regrid = graph.grid(fc2_in)
     else:
         raise VitqError(f"{where}.mlp.fc2: its input is not the GELU output ({fc2_in.name!r})")
-    fc2 = _linear(graph, fc2_node, fc2_mod, rq_fc2.out, f"{where}.mlp.fc2")
-    x0 = exp_unit(s_in * GELU_SIGMOID_FACTOR)
-    mlp = IntMlp(fc1.layer, _to_grid(fc1, g_fc1), x0, n, ob, rq_fc2, fc2.layer, in_shift=k_in)
+
+    def to_fc2(rq: Requant) -> Requant:
+        return rq if regrid is None else _regrid(rq, regrid)
+
+    site = GeluSite(
+        f"{where}.mlp.act", act, fc1.acc_scale, fc1.bound, fc1.frac, g_fc1, g_act,
+        to_fc2=to_fc2, rq_in=_to_grid(fc1, g_fc1),
+    )  # fmt: skip
+    gelu, fc2_grid = form.from_fx(site)
+    fc2 = _linear(graph, fc2_node, fc2_mod, fc2_grid, f"{where}.mlp.fc2")
+    mlp = IntMlp(fc1.layer, gelu, fc2.layer)
     return ln2, mlp, fc2, fc2_node
 
 
@@ -715,8 +727,8 @@ def convert_fx(qmodel: nn.Module, recipe: str = "") -> IntExecutor:
     assert isinstance(qmodel, fx.GraphModule)
     graph = _Graph(qmodel)
     n1_node, n1_mod = graph.module("blocks.0.norm1")
-    if getattr(n1_mod, "quantizer", None) == "pts":
-        return _convert_fqvit(graph, recipe)
+    if _is_per_channel_quantize(graph.back(n1_node.args[0])):  # a float residual stream
+        return _convert_fine(graph, recipe)
     stream_q = graph.back(n1_node.args[0])
     if not (stream_q.op == "call_function" and stream_q.target is torch.quantize_per_tensor):
         raise VitqError("blocks.0.norm1: its input is not the quantized embedding")
@@ -743,7 +755,7 @@ def convert_fx(qmodel: nn.Module, recipe: str = "") -> IntExecutor:
     return IntExecutor(embed, blocks, head, in_grid, out_scale, recipe).eval()
 
 
-# --- fqvit: float residual stream, PTS LayerNorm, LIS, float GELU + uint8 ---------------------------------
+# --- a float residual stream (a per-channel quantize before each LayerNorm) --------------------------------
 class _Fine:
     """The float residual stream of ``fqvit`` as a fixed-point integer: real ``x = x_int 2^-exp``, ``|x_int| <= bound``."""
 
@@ -780,88 +792,6 @@ def _attr_tensor(graph: _Graph, v: Any) -> torch.Tensor:
     for part in str(v.target).split("."):
         t = getattr(t, part)
     return torch.as_tensor(t).detach()
-
-
-def _pts_layernorm(
-    graph: _Graph, node: fx.Node, mod: Any, x_node: fx.Node, fine: _Fine, then: QParams | None
-) -> IntLayerNorm:
-    """``quantize_per_channel`` of the stream onto the PTS grid + FQ-ViT's integer LayerNorm (``pts_int_layernorm``)."""
-    where = str(node.target)
-    qpc = graph.back(node.args[0])
-    if not (qpc.op == "call_function" and qpc.target is torch.quantize_per_channel):
-        raise VitqError(f"{where}: its input is not a per-channel (PTS) quantize of the stream")
-    if graph.back(qpc.args[0]) is not x_node:
-        raise VitqError(f"{where}: its input is not the residual stream")
-    scales, zps = _attr_tensor(graph, qpc.args[1]), _attr_tensor(graph, qpc.args[2])
-    p = mod.observed.input_observer().params()
-    c = int(p.num_channels)
-    zp = int(p.zero_point)
-    if qpc.args[4] != torch.quint8 or scales.shape != (c,) or bool((zps != zp).any()):
-        raise VitqError(f"{where}: unexpected per-channel quantize {qpc.format_node()}")
-    if not torch.equal(scales.double(), p.scale.double()):
-        raise VitqError(f"{where}: the PTS kernel's channel scales differ from its input tensor's")
-    alpha = p.alpha.to(torch.int64)
-    grid = QParams(float(p.scale_base), zp, 0, 255, qpc.name, tuple(int(a) for a in alpha.tolist()))
-    in_rq = Requant(fine.grid.scale / scales.double(), grid, fine.bound)
-    inner = mod.observed.inner
-    amin = int(alpha.min())
-    xmax = max(zp, 255 - zp) << int(alpha.max() - amin)
-    if c * c * xmax * xmax >= 2**46 or c * xmax >= 2**20:
-        raise VitqError(f"{where}: integer LayerNorm range too large (C = {c}, aligned code span {xmax})")
-    try:
-        sign, h_mant, h_exp, beta = pts_layernorm_constants(inner.weight, inner.bias, mod.out_scale)
-    except ValueError as exc:
-        raise VitqError(f"{where}: {exc}") from None
-    s_min = float(p.scale_base) * 2.0**amin
-    eps = float(inner.eps)
-    eps_int = math.ceil(eps * c * c / (s_min * s_min)) if eps > 0 else 0
-    out = Requant(1.0, graph.grid(node), 2**31)
-    return IntLayerNorm(
-        torch.zeros(c, dtype=torch.int64),
-        out if then is None else _regrid(out, then),
-        in_zero_point=zp,
-        in_shift=alpha - amin,
-        pts=(sign, h_mant, h_exp, beta, eps_int),
-        in_rq=in_rq,
-    )
-
-
-def _lis_attention(
-    graph: _Graph, where: str, sm: Any, ctx: tuple[Any, ...], tokens: int
-) -> tuple[IntAttention, _Lin, fx.Node, fx.Node]:
-    """LIS (``papers.fqvit.lis.lis_softmax_int`` on the logit codes), its output container, attn @ v and proj."""
-    qkv, parts, g_logits, mm_pv, gq, gk, heads, head_dim = ctx
-    rq_logits = Requant(gq.scale * gk.scale / g_logits.scale, g_logits, _span(gq) * _span(gk) * head_dim)
-    bits, n = int(sm.observed.inner.bits), int(sm.observed.inner.n)
-    s_in = float(sm.observed.input_observer().qparams()[0])
-    k_in = grid_refinement(s_in, -IEXP_X0, strict=True)  # papers.fqvit.lis.refine_to_ln2: i-exp on codes << k
-    try:
-        consts = iexp_constants(s_in / 2**k_in)
-    except ValueError as exc:
-        raise VitqError(f"{where}.attn.softmax: {exc}") from None
-    if consts[2] * 2.0**n * tokens >= 2**62:  # lis_softmax_int refuses these too
-        raise VitqError(
-            f"{where}.attn.softmax: LIS exp sums could overflow (n = {n}, logit scale {s_in:.3g})"
-        )
-    codes = torch.arange(2**bits + 1)
-    table = torch.quantize_per_tensor(
-        lis_dequant(codes, bits).float(), sm.out_scale, sm.out_zero_point, torch.quint8
-    )
-    probs = table.int_repr().to(torch.int64) - sm.out_zero_point
-    gv = parts[2].out
-    g_o = graph.grid(mm_pv)
-    span_p = int(probs.abs().max())
-    rq_out = Requant(sm.out_scale * gv.scale / g_o.scale, g_o, span_p * _span(gv) * tokens)
-    proj_node, proj_mod = graph.module(f"{where}.attn.proj")
-    if graph.back(proj_node.args[0]) is not mm_pv:
-        raise VitqError(f"{where}.attn.proj: its input is not attn @ v")
-    proj = _linear(graph, proj_node, proj_mod, g_o, f"{where}.attn.proj")
-    ia = IntAttention(
-        heads, qkv.layer, parts[0], parts[1], parts[2], rq_logits, consts[0], n, bits, rq_out, proj.layer,
-        lis_unit=(consts, probs), in_shift=k_in,
-    )  # fmt: skip
-    qkv_node = graph.module(f"{where}.attn.qkv")[0]
-    return ia, proj, proj_node, qkv_node
 
 
 def _gelu_lut(
@@ -906,9 +836,7 @@ def _gelu_lut(
         )
     g_in = graph.grid(fc2_in)
     fc2 = _linear(graph, fc2_node, fc2_mod, g_in, f"{where}.mlp.fc2")
-    mlp = IntMlp(
-        fc1.layer, _to_grid(fc1, g_fc1), -1, 0, 8, None, fc2.layer, "official", y.int_repr(), g_in.name
-    )  # fmt: skip
+    mlp = IntMlp(fc1.layer, GeluTable(_to_grid(fc1, g_fc1), y.int_repr(), g_in.name), fc2.layer)
     return mlp, fc2, fc2_node
 
 
@@ -932,7 +860,7 @@ def _fine_residual(
     return ResidualAdd(rq, None, 0, fine.grid), add
 
 
-def _convert_fqvit(graph: _Graph, recipe: str) -> IntExecutor:
+def _convert_fine(graph: _Graph, recipe: str) -> IntExecutor:
     """``fqvit``: float residual stream (fixed point here), PTS LayerNorm, LIS, GELU table, per node."""
     blocks_n = 0
     while f"blocks.{blocks_n}.norm1" in graph.by_target:

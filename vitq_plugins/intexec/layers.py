@@ -1,12 +1,12 @@
-"""Modules of the integer program: integer Linear, I-LayerNorm, attention, MLP, residual add, embedding, head.
+"""Modules of the integer program: integer Linear, LayerNorm, attention, MLP, residual add, embedding, head.
 
 Each module holds integer constants only (int8 weights, int32 biases folded with the input zero point,
-dyadic mantissas and shifts) and its forward uses integer tensor ops only. They reproduce the fake-quant ViT
-of the ``ivit`` recipe (I-ViT arXiv 2207.01405): linear layers ``acc = sum (x - z_x) w + b`` with
-``b = round(beta / (S_x S_w))`` (eq. 4), dyadic requantization to the next quantizer's grid (eq. 7), Shiftmax
-(eqs. 9-14), ShiftGELU (eqs. 15-17), I-LayerNorm (eq. 18) and residual adds where both terms are rescaled
-to ``S_out / 2^K`` and summed before one final rounding (so the add is as exact as the fake-quant float add
-up to that rounding).
+dyadic mantissas and shifts) and its forward uses integer tensor ops only: linear layers
+``acc = sum (x - z_x) w + b`` with ``b = round(beta / (S_x S_w))`` (I-ViT arXiv 2207.01405 eq. 4), dyadic
+requantization to the next quantizer's grid (eq. 7) and residual adds where both terms are rescaled to
+``S_out / 2^K`` and summed before one final rounding (so the add is as exact as the fake-quant float add up to
+that rounding). The non-affine units (the LayerNorm kernel, the softmax of attention with its ``attn @ v``, the
+GELU) are integer forms (:mod:`~vitq_plugins.intexec.forms`) that the modules hold and call.
 """
 
 from __future__ import annotations
@@ -14,23 +14,16 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from vitq_plugins.intexec.kernels import ilayernorm_int
-from vitq_plugins.intexec.kernels import layernorm_exact_int
-from vitq_plugins.intexec.kernels import pts_layernorm_int
-from vitq_plugins.intexec.kernels import shiftgelu_unit
-from vitq_plugins.intexec.kernels import shiftmax_unit
-from vitq_plugins.intexec.kernels import table_exp
+from vitq_plugins.intexec.forms import GeluForm
+from vitq_plugins.intexec.forms import LayerNormForm
+from vitq_plugins.intexec.forms import SoftmaxForm
 from vitq_plugins.intexec.recorder import Recorder
 from vitq_plugins.intexec.requant import QParams
 from vitq_plugins.intexec.requant import Requant
 from vitq_plugins.ops._intmath import round_shift
-from vitq_plugins.papers.fqvit.lis import lis_codes
-from vitq_plugins.papers.fqvit.lis import lis_softmax_unit
-from vitq_plugins.papers.ivit.shift import Division
 
 __all__ = [
     "RESIDUAL_EXTRA_BITS",
-    "lis_frac",
     "IntAttention",
     "IntBlock",
     "IntEmbed",
@@ -43,19 +36,6 @@ __all__ = [
 
 #: fraction bits kept by each residual term before the final rounding of the sum
 RESIDUAL_EXTRA_BITS = 24
-
-
-def _division(name: str) -> Division:
-    if name == "official":
-        return "official"
-    if name == "exact":
-        return "exact"
-    raise ValueError(f"division must be 'official' or 'exact', got {name!r}")
-
-
-def lis_frac(bits: int) -> int:
-    """Fraction bits ``F`` of LIS probabilities ``2^(F - code)``: ``min(2^b - 1, 24)``."""
-    return int(min(2**bits - 1, 24))
 
 
 class _Recorded(nn.Module):
@@ -107,52 +87,32 @@ class IntLinear(_Recorded):
 
 
 class IntLayerNorm(_Recorded):
-    """Integer LayerNorm followed by the dyadic requant to its consumer's grid.
+    """Integer LayerNorm: optional input requant, alignment, the LayerNorm form, the requant to its consumer.
 
-    ``exact_mean=False``: I-LayerNorm (``kernels.ilayernorm_int``, the ``ivit`` fake-quant computes exactly
-    this). ``exact_mean=True``: ``kernels.layernorm_exact_int`` on PTS codes aligned to the smallest channel
-    scale, ``(x - z) << (alpha_c - min alpha)`` (FQ-ViT eqs. 9-10; the ``fqvit`` fake-quant runs a float
-    LayerNorm there).
-
-    ``pts`` (torch.ao FX ``fqvit``, whose LayerNorm *is* FQ-ViT's integer one, ``papers.fqvit.pts.pts_int_layernorm``):
-    ``(sign, h_mant, h_exp, beta_fix, eps_int)`` of ``kernels.pts_layernorm_int`` on the aligned codes; ``out``
-    then maps its result to the output container (ratio 1: adds the zero point and clamps) and on.
-    ``in_rq``: quantizes the input first (the FX ``fqvit`` stream is a fixed-point integer and each LayerNorm
-    input is ``quantize_per_channel`` of it onto the PTS grid).
+    ``kernel``: a :class:`~vitq_plugins.intexec.forms.LayerNormForm` run on the codes
+    ``(x - in_zero_point) << in_shift`` (per-channel power-of-two grids aligned to their smallest scale, e.g.
+    FQ-ViT PTS, arXiv 2111.13824 eqs. 9-10; no alignment for a per-tensor grid with zero point 0).
+    ``out``: maps the form's result to the consumer's grid. ``in_rq``: quantizes the input first (e.g. a
+    fixed-point integer stream quantized per channel onto the LayerNorm's input grid).
     """
 
-    bias_int: torch.Tensor
     in_shift: torch.Tensor
-    pts_sign: torch.Tensor
-    pts_h_mant: torch.Tensor
-    pts_h_exp: torch.Tensor
-    pts_beta: torch.Tensor
 
     def __init__(
         self,
-        bias_int: torch.Tensor,
+        kernel: LayerNormForm,
         out: Requant,
         *,
-        exact_mean: bool = False,
         in_zero_point: int = 0,
         in_shift: torch.Tensor | None = None,
-        pts: tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, int] | None = None,
         in_rq: Requant | None = None,
     ) -> None:
         super().__init__()
-        self.register_buffer("bias_int", bias_int.to(torch.int64))
-        self.pts = pts is not None
-        consts = (None,) * 4 if pts is None else pts[:4]
-        for name, t in zip(("pts_sign", "pts_h_mant", "pts_h_exp", "pts_beta"), consts, strict=True):
-            self.register_buffer(name, None if t is None else t.to(torch.int64))
-        self.eps_int = 0 if pts is None else int(pts[4])
+        self.kernel = kernel
         self.in_rq = in_rq
-        shift = (
-            torch.zeros_like(bias_int, dtype=torch.int64) if in_shift is None else in_shift.to(torch.int64)
-        )
+        shift = torch.zeros(1, dtype=torch.int64) if in_shift is None else in_shift.to(torch.int64)
         self.register_buffer("in_shift", shift)
         self.out = out
-        self.exact_mean = bool(exact_mean)
         self.in_zero_point = int(in_zero_point)
         self.aligned = bool(in_zero_point != 0 or bool((shift != 0).any()))
 
@@ -165,14 +125,7 @@ class IntLayerNorm(_Recorded):
         """The LayerNorm on its input codes (after ``in_rq``)."""
         if self.aligned:
             x = (x - self.in_zero_point) << self.in_shift
-        if self.pts:
-            y_pts = pts_layernorm_int(
-                x, self.pts_sign, self.pts_h_mant, self.pts_h_exp, self.pts_beta, self.eps_int
-            ).clamp(-(2**31), 2**31)
-            out_pts: torch.Tensor = self.out(y_pts)
-            return out_pts
-        y = layernorm_exact_int(x, self.bias_int) if self.exact_mean else ilayernorm_int(x, self.bias_int)
-        out: torch.Tensor = self.out(y)
+        out: torch.Tensor = self.out(self.kernel(x))
         return out
 
 
@@ -203,17 +156,15 @@ class ResidualAdd(_Recorded):
 
 
 class IntAttention(_Recorded):
-    """Integer multi-head self-attention: qkv, Shiftmax, attn@V, proj (returns proj's accumulator).
+    """Integer multi-head self-attention: qkv, exact scores, the softmax form's ``P @ v``, requant, proj.
 
     Args:
         qkv: integer Linear ``C -> 3C``.
         rq_q: requant of q (scaled by ``head_dim^-0.5``) to the q grid; ``rq_k``, ``rq_v`` likewise.
-        rq_logits: requant of ``(q - z_q)(k - z_k)^T`` to the Shiftmax input grid.
-        x0: ``floor(-1 / S_logits)``; ``n``/``out_bits``: Shiftmax parameters.
-        in_shift: ``k`` of a coarse logit grid refined for the kernel (``ops._intmath.grid_refinement``):
-            Shiftmax (or LIS's i-exp) takes the codes ``<< k``, and ``x0`` belongs to the scale ``S / 2^k``.
-        rq_out: requant of ``P (v - z_v)`` (scale ``2^-(out_bits-1) S_v``) to the proj input grid.
-        proj: integer Linear ``C -> C``.
+        softmax: a :class:`~vitq_plugins.intexec.forms.SoftmaxForm` taking the exact scores
+            ``(q - z_q)(k - z_k)^T`` and the centered ``v`` codes to ``P @ v`` on its output scale.
+        rq_out: requant of ``P @ v`` to the proj input grid.
+        proj: integer Linear ``C -> C`` (the module returns its accumulator).
     """
 
     def __init__(
@@ -223,39 +174,14 @@ class IntAttention(_Recorded):
         rq_q: Requant,
         rq_k: Requant,
         rq_v: Requant,
-        rq_logits: Requant,
-        x0: int,
-        n: int,
-        out_bits: int,
+        softmax: SoftmaxForm,
         rq_out: Requant,
         proj: IntLinear,
-        division: str = "official",
-        lis: tuple[torch.Tensor, torch.Tensor, int] | None = None,
-        lis_unit: tuple[tuple[int, int, int], torch.Tensor] | None = None,
-        in_shift: int = 0,
     ) -> None:
         super().__init__()
         self.num_heads = int(num_heads)
-        self.in_shift = int(in_shift)
         self.qkv, self.rq_q, self.rq_k, self.rq_v = qkv, rq_q, rq_k, rq_v
-        self.rq_logits, self.rq_out, self.proj = rq_logits, rq_out, proj
-        self.x0, self.n, self.out_bits = int(x0), int(n), int(out_bits)
-        self.division = _division(division)
-        #: FQ-ViT LIS (arXiv 2111.13824 eqs. 13-16) instead of Shiftmax: ``kernels.exp_tables`` of the exact
-        #: logits (scale ``S_q S_k``; ``rq_logits`` unused) and ``out_bits`` = the log2 code width ``b``
-        self.lis = lis is not None
-        self.exp_hi: torch.Tensor
-        self.exp_lo: torch.Tensor
-        self.register_buffer("exp_hi", None if lis is None else lis[0])
-        self.register_buffer("exp_lo", None if lis is None else lis[1])
-        self.t_max = 0 if lis is None else int(lis[2])
-        self.lis_frac = lis_frac(self.out_bits)
-        #: torch.ao FX ``fqvit``: LIS as the graph runs it (``papers.fqvit.lis.lis_softmax_int``: I-BERT i-exp of the
-        #: ``rq_logits`` codes, linear-space rounding; ``iexp_constants``, ``n``, ``out_bits`` = ``b``), then
-        #: ``lis_table[code]``: the code of ``2^-code`` on the output container (``rq_out`` takes it as ``p``)
-        self.lis_iexp = (0, 0, 0) if lis_unit is None else tuple(int(v) for v in lis_unit[0])
-        self.lis_table: torch.Tensor | None
-        self.register_buffer("lis_table", None if lis_unit is None else lis_unit[1].to(torch.int64))
+        self.softmax, self.rq_out, self.proj = softmax, rq_out, proj
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, t, _ = x.shape
@@ -264,75 +190,20 @@ class IntAttention(_Recorded):
         q = self.rq_q(acc[0]) - self.rq_q.zero_point
         k = self.rq_k(acc[1]) - self.rq_k.zero_point
         v = self.rq_v(acc[2]) - self.rq_v.zero_point
-        if self.lis:
-            logits = q @ k.transpose(-2, -1)
-            dist = logits.amax(dim=-1, keepdim=True) - logits
-            e = table_exp(dist, self.exp_hi, self.exp_lo, self.t_max)
-            codes = lis_codes(e, self.out_bits, -1, "log")
-            # 2^-code = 2^(F - code) / 2^F; codes above F (p < 2^-F, and the underflow code 2^b) count as 0
-            frac = self.lis_frac
-            p = torch.where(codes <= frac, torch.ones_like(codes) << (frac - codes).clamp(min=0), 0)
-        elif self.lis_table is not None:
-            logits = self.rq_logits(q @ k.transpose(-2, -1)) << self.in_shift
-            x0i, bi, ci = self.lis_iexp
-            codes = lis_softmax_unit(logits, (x0i, bi, ci), self.out_bits, self.n, -1, "linear")
-            p = self.lis_table[codes]
-        else:
-            logits = self.rq_logits(q @ k.transpose(-2, -1)) << self.in_shift
-            p = shiftmax_unit(logits, self.x0, n=self.n, out_bits=self.out_bits, division=self.division)
-            if self.recorder.count:
-                self._count_sum(logits)
-        o = (p @ v).transpose(1, 2).reshape(b, t, -1)
+        o = self.softmax(q @ k.transpose(-2, -1), v).transpose(1, 2).reshape(b, t, -1)
         out: torch.Tensor = self.proj(self.rq_out(o))
         return out
 
-    def _count_sum(self, logits: torch.Tensor) -> None:
-        from vitq_plugins.papers.ivit.shift import shift_exp_unit
-
-        e = shift_exp_unit(logits - logits.amax(dim=-1, keepdim=True), self.x0, self.n, cap=2**31 - 1)
-        self.recorder.counters["softmax_sum"] += int((e.sum(dim=-1) >= 2**31 - 1).sum())
-
 
 class IntMlp(_Recorded):
-    """fc1, requant to the ShiftGELU input grid, ShiftGELU, requant to fc2's input grid, fc2 (accumulator)."""
+    """fc1, the GELU form (fc1's accumulator to fc2's input codes), fc2 (returns its accumulator)."""
 
-    def __init__(
-        self,
-        fc1: IntLinear,
-        rq_gelu: Requant,
-        x0: int,
-        n: int,
-        out_bits: int,
-        rq_fc2: Requant | None,
-        fc2: IntLinear,
-        division: str = "official",
-        lut: torch.Tensor | None = None,
-        lut_name: str = "",
-        in_shift: int = 0,
-    ) -> None:
+    def __init__(self, fc1: IntLinear, gelu: GeluForm, fc2: IntLinear) -> None:
         super().__init__()
-        self.fc1, self.rq_gelu, self.rq_fc2, self.fc2 = fc1, rq_gelu, rq_fc2, fc2
-        #: ``k`` of a coarse GELU-input grid refined for ShiftGELU: it takes the codes ``<< k`` (``x0`` and the
-        #: output scale belong to ``S / 2^k``)
-        self.in_shift = int(in_shift)
-        self.x0, self.n, self.out_bits = int(x0), int(n), int(out_bits)
-        self.division = _division(division)
-        #: float GELU with a quantized output (``fqvit``): ``rq_gelu`` maps fc1's accumulator to a fine index
-        #: grid (clamped, zero point ``-lo``) and this table gives the output code of every index
-        self.lut: torch.Tensor | None
-        self.register_buffer("lut", None if lut is None else lut.to(torch.uint8))
-        self.lut_name = lut_name
+        self.fc1, self.gelu, self.fc2 = fc1, gelu, fc2
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.lut is not None:
-            codes = self.lut[self.rq_gelu(self.fc1(x))].to(torch.int64)
-            self.recorder.tap(self.lut_name, codes)
-            out_lut: torch.Tensor = self.fc2(codes)
-            return out_lut
-        assert self.rq_fc2 is not None
-        g = (self.rq_gelu(self.fc1(x)) - self.rq_gelu.zero_point) << self.in_shift
-        y = shiftgelu_unit(g, self.x0, n=self.n, out_bits=self.out_bits, division=self.division)
-        out: torch.Tensor = self.fc2(self.rq_fc2(y))
+        out: torch.Tensor = self.fc2(self.gelu(self.fc1(x)))
         return out
 
 

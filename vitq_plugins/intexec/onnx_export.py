@@ -2,8 +2,9 @@
 
 I-ViT (arXiv 2207.01405) integer-only inference as a standard ONNX graph: matmuls are ``MatMulInteger``
 (uint8 activations with their zero points x int8 weights -> int32, eq. 4), dyadic requantization is
-``Mul``/``Add`` by int64 constants and a floor division by ``2^k`` (eq. 7), Shiftmax (eqs. 9-14), ShiftGELU
-(eqs. 15-17) and I-LayerNorm (eq. 18) are built from ``Add``/``Sub``/``Mul``/``Div``/``Mod``/``BitShift``/
+``Mul``/``Add`` by int64 constants and a floor division by ``2^k`` (eq. 7); each integer form (LayerNorm, the
+softmax of attention, GELU) emits its own nodes (``emit_onnx``, built with :class:`OnnxGraph` and the helpers
+here), from ``Add``/``Sub``/``Mul``/``Div``/``Mod``/``BitShift``/
 ``Min``/``Max``/``Where``/``ReduceSum``/``ReduceMax`` on int64 tensors. No floating-point tensor exists in
 the graph. ONNX ``Div`` on integers truncates toward zero, so a floor division is written
 ``(a - Mod(a, b)) / b`` (``Mod`` with ``fmod=0`` takes the divisor's sign, i.e. Python's ``%``), and
@@ -15,9 +16,9 @@ big tensors away from its slow int64 kernels (measured on a 32x3x65x65 tensor: `
 ``Div`` 0.35 ms, ``Add``/``Mul``/``Cast`` 0.05-0.15 ms): a select is ``c * a + (1 - c) * b``, a floor division
 is a truncating ``Div`` of a shifted numerator, a division by a power of two is a biased ``BitShift``, a clamp
 is one ``Clip``, zero points and rounding constants fold into one constant ``Add``. Functions of one bounded
-code (Shiftmax's and LIS's exponentials) or of a code and its row maximum (ShiftGELU, then the requant to fc2's
-grid) are exhaustive tables built from the executor's own kernels (:mod:`~vitq_plugins.intexec.tables`), one
-``Gather`` each; LIS probabilities times ``v`` run as one uint8 ``MatMulInteger`` per byte of the probability.
+code (softmax exponentials) or of a code and its row maximum (a GELU, then the requant to fc2's grid) are
+exhaustive tables built from the executor's own kernels (:mod:`~vitq_plugins.intexec.tables`), one ``Gather``
+each; probability tables times ``v`` run as one uint8 ``MatMulInteger`` per byte (:func:`table_at_v`).
 """
 
 from __future__ import annotations
@@ -30,13 +31,6 @@ import torch
 
 from vitq_plugins.core.errors import VitqError
 from vitq_plugins.intexec.executor import IntExecutor
-from vitq_plugins.intexec.kernels import EXACT_SQRT_FRAC
-from vitq_plugins.intexec.kernels import EXP_FRAC_BITS
-from vitq_plugins.intexec.kernels import EXP_LO_BITS
-from vitq_plugins.intexec.kernels import PTS_BIAS_FRAC
-from vitq_plugins.intexec.kernels import PTS_DIV_STEP
-from vitq_plugins.intexec.kernels import PTS_DIV_STEPS
-from vitq_plugins.intexec.kernels import PTS_SQRT_FRAC
 from vitq_plugins.intexec.layers import RESIDUAL_EXTRA_BITS
 from vitq_plugins.intexec.layers import IntAttention
 from vitq_plugins.intexec.layers import IntBlock
@@ -46,12 +40,21 @@ from vitq_plugins.intexec.layers import IntMlp
 from vitq_plugins.intexec.layers import ResidualAdd
 from vitq_plugins.intexec.requant import Requant
 from vitq_plugins.intexec.tables import byte_planes
-from vitq_plugins.intexec.tables import iexp_table
-from vitq_plugins.intexec.tables import lis_power_table
-from vitq_plugins.intexec.tables import shift_exp_table
-from vitq_plugins.intexec.tables import shiftgelu_requant_table
 
-__all__ = ["OPSET", "export_int_onnx"]
+__all__ = [
+    "OPSET",
+    "OnnxGraph",
+    "build_int_onnx",
+    "export_int_onnx",
+    "floor_log2",
+    "isqrt",
+    "linear",
+    "matmul_int",
+    "requant",
+    "requant_raw",
+    "table_at_v",
+    "to_u8",
+]
 
 OPSET = 17
 _INT31_MAX = 2**31 - 1
@@ -59,7 +62,7 @@ _ISQRT_ITERS = 10
 _BIAS = 2**62
 
 
-class _Graph:
+class OnnxGraph:
     """A tiny ONNX graph builder with integer helpers mirroring the executor's torch ops."""
 
     def __init__(self) -> None:
@@ -198,10 +201,10 @@ class _Graph:
         return self.op("ReduceMax", x, axes=[-1], keepdims=1)
 
 
-def _requant_raw(g: _Graph, x: str, rq: Requant, sub: int = 0, post: int = 0) -> str:
+def requant_raw(g: OnnxGraph, x: str, rq: Requant, sub: int = 0, post: int = 0) -> str:
     """``Requant.raw(x - sub) + post``; ``sub`` and ``post`` fold into the constant adds where int64 allows."""
     if rq.pre is not None:  # a chain of grids: the earlier requant's codes minus its zero point
-        x = _requant(g, x, rq.pre, centered=True, sub=sub)
+        x = requant(g, x, rq.pre, centered=True, sub=sub)
         sub = 0
     m_max = int(rq.mantissa.max())
     bound = (rq.max_input + 1) * m_max + int(rq.offset.abs().max())
@@ -215,100 +218,41 @@ def _requant_raw(g: _Graph, x: str, rq: Requant, sub: int = 0, post: int = 0) ->
     return g.op("Add", y, g.const(post)) if post else y
 
 
-def _requant(g: _Graph, x: str, rq: Requant, centered: bool = False, sub: int = 0) -> str:
+def requant(g: OnnxGraph, x: str, rq: Requant, centered: bool = False, sub: int = 0) -> str:
     """``Requant(x - sub)``, or its codes minus the zero point (``centered``): one clip, no zero-point adds."""
     zp = 0 if centered else rq.zero_point
-    y = _requant_raw(g, x, rq, sub=sub, post=zp)
+    y = requant_raw(g, x, rq, sub=sub, post=zp)
     if not rq.do_clamp:
         return y
     return g.clamp(y, rq.qmin - rq.zero_point + zp, rq.qmax - rq.zero_point + zp)
 
 
-def _to_u8(g: _Graph, codes: str) -> str:
+def to_u8(g: OnnxGraph, codes: str) -> str:
     from onnx import TensorProto
 
     return g.cast(codes, TensorProto.UINT8)
 
 
-def _matmul_int(g: _Graph, a_u8: str, b_u8: str, a_zp: int, b_zp: int) -> str:
+def matmul_int(g: OnnxGraph, a_u8: str, b_u8: str, a_zp: int, b_zp: int) -> str:
     from onnx import TensorProto
 
     out = g.op("MatMulInteger", a_u8, b_u8, g.const(a_zp, np.uint8), g.const(b_zp, np.uint8))
     return g.cast(out, TensorProto.INT64)
 
 
-def _linear(g: _Graph, codes: str, lin: IntLinear, u8: bool = False) -> str:
+def linear(g: OnnxGraph, codes: str, lin: IntLinear, u8: bool = False) -> str:
     """``sum (x - z) w + b`` with ``MatMulInteger(uint8 x, int8 w)`` (``u8``: ``codes`` are uint8 already)."""
     from onnx import TensorProto
 
     if lin.center != 128:
         raise VitqError("ONNX export supports uint8 Linear inputs only")
     w = g.const(lin.weight_t, np.int8)
-    x = codes if u8 else _to_u8(g, codes)
+    x = codes if u8 else to_u8(g, codes)
     acc = g.op("MatMulInteger", x, w, g.const(int(lin.inp.zero_point), np.uint8))
     return g.op("Add", g.cast(acc, TensorProto.INT64), g.const(lin.bias))
 
 
-def _shift_exp(g: _Graph, x: str, x0: int, n: int, cap: int) -> str:
-    """``papers.ivit.shift.shift_exp_unit``."""
-    x = g.op("Sub", g.op("Add", x, g.shr(x, 1)), g.shr(x, 4))
-    x = g.op("Max", x, g.const(n * x0))
-    q = g.floor_div(x, g.const(x0))
-    r = g.op("Sub", x, g.op("Mul", g.const(x0), q))
-    base = g.op("Sub", r, g.const(2 * x0))
-    sh = g.op("Sub", g.const(n), q)
-    shift = g.op("Max", g.op("Sub", sh, g.const(1)), g.const(0))
-    s = g.op("Min", shift, g.const(62))
-    limit = g.shl_u(g.const(cap), s, "RIGHT")
-    fits = g.op(
-        "And",
-        g.op("LessOrEqual", base, limit),
-        g.op("Or", g.op("LessOrEqual", shift, g.const(62)), g.op("Equal", base, g.const(0))),
-    )
-    shifted = g.shl_u(g.where(fits, base, g.const(0)), s, "LEFT")
-    up = g.where(fits, g.op("Min", shifted, g.const(cap)), g.const(cap))
-    alt = g.op("Min", g.shr(base, 1), g.const(cap))
-    return g.where(g.op("GreaterOrEqual", sh, g.const(1)), up, alt)
-
-
-def _normalise(g: _Graph, num: str, den: str, out_bits: int, division: str) -> str:
-    """``papers.ivit.shift._normalise`` (``official``: truncated reciprocal; ``exact``: one floor division)."""
-    den = g.clamp(den, 1, _INT31_MAX)
-    if division == "exact":
-        return g.floor_div(g.op("Mul", num, g.const(2 ** (out_bits - 1))), den)
-    factor = g.div_pos(g.const(_INT31_MAX), den)
-    return g.shr(g.op("Mul", num, factor), 32 - out_bits)
-
-
-def _shiftmax(
-    g: _Graph,
-    x: str,
-    x0: int,
-    n: int,
-    out_bits: int,
-    division: str,
-    table: torch.Tensor | None = None,
-    in_shift: int = 0,
-) -> str:
-    """Shiftmax of logit codes (``<< in_shift``); with ``table`` (:func:`~vitq_plugins.intexec.tables.shift_exp_table`,
-    built with the same shift) the exponential is one ``Gather`` indexed by ``x - max(x)`` (negative indices
-    count from the table's end)."""
-    x = g.op("Sub", x, g.reduce_max(x))
-    if table is not None:
-        e = g.op("Gather", g.const(table), x, axis=0)
-    else:
-        e = _shift_exp(g, g.times_pow2(x, in_shift), x0, n, _INT31_MAX)
-    return _normalise(g, e, g.reduce_sum(e), out_bits, division)
-
-
-def _shiftgelu(g: _Graph, x: str, x0: int, n: int, out_bits: int, division: str) -> str:
-    x_max = g.reduce_max(x)
-    e = _shift_exp(g, g.op("Sub", x, x_max), x0, n, _INT31_MAX)
-    e_max = _shift_exp(g, g.op("Neg", x_max), x0, n, _INT31_MAX)
-    return g.op("Mul", x, _normalise(g, e, g.op("Add", e, e_max), out_bits, division))
-
-
-def _floor_log2(g: _Graph, v: str) -> str:
+def floor_log2(g: OnnxGraph, v: str) -> str:
     """``floor(log2 v)`` for ``0 <= v < 2^63`` (0 for ``v = 0``): where ``v >= 2^step``, shift ``v`` right by
     ``step`` and add it to the result (steps 32, 16, ..., 1), all on uint64 without ``Where``."""
     from onnx import TensorProto
@@ -324,10 +268,10 @@ def _floor_log2(g: _Graph, v: str) -> str:
     return g.cast(msb, TensorProto.INT64)
 
 
-def _isqrt(g: _Graph, v: str) -> str:
+def isqrt(g: OnnxGraph, v: str) -> str:
     """``papers.ivit.ilayernorm.isqrt_newton(v, 10, init="auto")``."""
     vv = g.op("Max", v, g.const(1))
-    half_bits = g.shr(g.op("Add", _floor_log2(g, vv), g.const(2)), 1)
+    half_bits = g.shr(g.op("Add", floor_log2(g, vv), g.const(2)), 1)
     k = g.shl_u(g.const(1), half_bits, "LEFT")
     for _ in range(max(_ISQRT_ITERS, 8)):
         k = g.op("Max", g.shr(g.op("Add", k, g.div_pos(vv, k)), 1), g.const(1))
@@ -337,100 +281,29 @@ def _isqrt(g: _Graph, v: str) -> str:
     return g.where(g.op("Equal", v, g.const(0)), g.const(0), k)
 
 
-def _pts_layernorm(g: _Graph, x: str, ln: IntLayerNorm, channels: int) -> str:
-    """``kernels.pts_layernorm_int`` (then clamped to ``+-2^31``) on aligned PTS codes."""
-    hm, he = g.const(ln.pts_h_mant), g.const(ln.pts_h_exp)
-    sign, one = g.const(ln.pts_sign), g.const(1)
-    s1 = g.reduce_sum(x)
-    d = g.op("Mul", g.const(channels), g.reduce_sum(g.op("Mul", x, x)))
-    d = g.op("Max", g.op("Add", g.op("Sub", d, g.op("Mul", s1, s1)), g.const(ln.eps_int)), one)
-    q = g.div_pos(hm, d)
-    rem = g.op("Sub", hm, g.op("Mul", q, d))
-    lg = g.floor_div(g.op("Sub", _floor_log2(g, q), he), g.const(2))
-    n = g.clamp(g.op("Sub", g.const(7), lg), 0, 31)
-    p = g.clamp(g.op("Sub", g.op("Sub", g.const(30), lg), n), 0, PTS_SQRT_FRAC)
-    u = g.op("Sub", g.op("Mul", g.const(2), g.op("Add", n, p)), he)
-    v = g.shl_u(q, g.op("Max", g.op("Neg", u), g.const(0)), "RIGHT")
-    left = g.op("Max", u, g.const(0))
-    for _ in range(PTS_DIV_STEPS):
-        step = g.op("Min", left, g.const(PTS_DIV_STEP))
-        num = g.shl_u(rem, step, "LEFT")
-        qq = g.div_pos(num, d)
-        v = g.op("Add", g.shl_u(v, step, "LEFT"), qq)
-        rem = g.op("Sub", num, g.op("Mul", qq, d))
-        left = g.op("Sub", left, step)
-    w = _isqrt(g, v)
-    m = g.op("Min", g.shl_u(w, p, "RIGHT"), g.const(255))
-    r = g.op("Sub", v, g.op("Mul", w, w))
-    two_w = g.op("Mul", g.const(2), g.op("Max", w, one))
-    t = g.op("Add", g.op("Mul", s1, w), g.floor_div(g.op("Mul", s1, r), two_w))
-    sh = g.op("Sub", g.op("Add", n, p), g.const(PTS_BIAS_FRAC))
-    beta = g.const(ln.pts_beta)
-    up = g.op("Mul", beta, g.shl_u(one, g.op("Max", sh, g.const(0)), "LEFT"))
-    down = g.floor_div(beta, g.shl_u(one, g.op("Max", g.op("Neg", sh), g.const(0)), "LEFT"))
-    b_sh = g.where(g.op("GreaterOrEqual", sh, g.const(0)), up, down)
-    den = g.op("Mul", g.const(channels), g.shl_u(one, p, "LEFT"))
-    num_b = g.op("Add", g.op("Mul", g.const(2), g.op("Sub", b_sh, g.op("Mul", sign, t))), den)
-    b = g.floor_div(num_b, g.op("Mul", g.const(2), den))
-    pv = g.op("Add", g.op("Mul", g.op("Mul", sign, m), x), b)
-    pw = g.shl_u(one, n, "LEFT")
-    qv = g.shr_var(pv, n)
-    rr = g.op("Sub", pv, g.op("Mul", qv, pw))
-    half = g.where(
-        g.op("Greater", n, g.const(0)),
-        g.shl_u(one, g.op("Max", g.op("Sub", n, one), g.const(0)), "LEFT"),
-        g.const(0),
-    )
-    odd = g.op("Equal", g.mod(qv, g.const(2)), one)
-    tie = g.op("And", g.op("And", g.op("Equal", rr, half), odd), g.op("Greater", n, g.const(0)))
-    y = g.op("Add", qv, g.b2i(g.op("Or", g.op("Greater", rr, half), tie)))
-    return g.clamp(y, -(2**31), 2**31)
-
-
-def _layernorm(g: _Graph, x: str, ln: IntLayerNorm, channels: int) -> str:
-    """``kernels.ilayernorm_int`` / ``layernorm_exact_int`` / ``pts_layernorm_int`` (on aligned PTS codes) + requant."""
+def _layernorm(g: OnnxGraph, x: str, ln: IntLayerNorm, channels: int) -> str:
+    """``IntLayerNorm``: input requant and alignment, its form's emitter, the output requant."""
     if ln.in_rq is not None:
-        x = _requant(g, x, ln.in_rq)
+        x = requant(g, x, ln.in_rq)
     if ln.aligned:
         x = g.op(
             "Mul",
             g.op("Sub", x, g.const(ln.in_zero_point)),
             g.const(torch.ones_like(ln.in_shift) << ln.in_shift),
         )
-    if ln.pts:
-        return _requant(g, _pts_layernorm(g, x, ln, channels), ln.out)
-    s = g.reduce_sum(x)
-    c = g.const(channels)
-    if ln.exact_mean:
-        y = g.op("Sub", g.op("Mul", x, c), s)
-    else:
-        q = g.floor_div(s, c)
-        r2 = g.op("Mul", g.const(2), g.op("Sub", s, g.op("Mul", q, c)))
-        odd = g.op("Equal", g.mod(q, g.const(2)), g.const(1))
-        up = g.op("Or", g.op("Greater", r2, c), g.op("And", g.op("Equal", r2, c), odd))
-        y = g.op("Sub", x, g.op("Add", q, g.b2i(up)))
-    var = g.reduce_sum(g.op("Mul", y, y))
-    if ln.exact_mean:  # kernels.layernorm_exact_int
-        p = EXACT_SQRT_FRAC
-        r = _isqrt(g, g.op("Mul", var, g.const(1 << (2 * p))))
-        y = g.floor_div(g.op("Mul", y, g.const(1 << (30 + p))), g.op("Max", r, g.const(1)))
-        return _requant(g, g.op("Add", y, g.const(ln.bias_int)), ln.out)
-    std = _isqrt(g, var)
-    factor = g.div_pos(g.const(_INT31_MAX), g.op("Max", std, g.const(1)))
-    y = g.shr(g.op("Mul", y, factor), 1)
-    return _requant(g, g.op("Add", y, g.const(ln.bias_int)), ln.out)
+    return requant(g, ln.kernel.emit_onnx(g, x, channels), ln.out)
 
 
-def _residual(g: _Graph, acc: str, x: str, res: ResidualAdd) -> str:
+def _residual(g: OnnxGraph, acc: str, x: str, res: ResidualAdd) -> str:
     if res.skip is None:  # the fixed-point float stream (fqvit FX): x + branch, unrounded
-        return g.op("Add", x, _requant_raw(g, acc, res.branch))
-    s = g.op("Add", _requant_raw(g, acc, res.branch), _requant_raw(g, x, res.skip, sub=res.x_zero_point))
+        return g.op("Add", x, requant_raw(g, acc, res.branch))
+    s = g.op("Add", requant_raw(g, acc, res.branch), requant_raw(g, x, res.skip, sub=res.x_zero_point))
     k = RESIDUAL_EXTRA_BITS
     y = g.shr(s, k, pre=1 << (k - 1), post=int(res.out.zero_point))
     return g.clamp(y, res.out.qmin, res.out.qmax)
 
 
-def _table_at_v(g: _Graph, table: torch.Tensor, codes: str, v: str, v_zp: int, tokens: int) -> str:
+def table_at_v(g: OnnxGraph, table: torch.Tensor, codes: str, v: str, v_zp: int, tokens: int) -> str:
     """``table[codes] @ (v - v_zp)`` (int64) for a non-negative probability table indexed by LIS codes.
 
     Each uint8 byte plane of the table (:func:`~vitq_plugins.intexec.tables.byte_planes`) is gathered and
@@ -441,11 +314,11 @@ def _table_at_v(g: _Graph, table: torch.Tensor, codes: str, v: str, v_zp: int, t
     if tokens * 255 * 255 >= 2**31:
         p = g.op("Gather", g.const(table), codes, axis=0)
         return g.op("MatMul", p, g.op("Sub", v, g.const(v_zp)))
-    v_u8 = _to_u8(g, v)
+    v_u8 = to_u8(g, v)
     out = None
     for k, plane in byte_planes(table):
         p = g.op("Gather", g.const(plane, np.uint8), codes, axis=0)
-        prod = _matmul_int(g, p, v_u8, 0, v_zp)
+        prod = matmul_int(g, p, v_u8, 0, v_zp)
         if k:
             prod = g.op("Mul", prod, g.const(1 << (8 * k)))
         out = prod if out is None else g.op("Add", out, prod)
@@ -453,109 +326,30 @@ def _table_at_v(g: _Graph, table: torch.Tensor, codes: str, v: str, v_zp: int, t
     return out
 
 
-def _attention(g: _Graph, x: str, at: IntAttention, channels: int, tokens: int) -> str:
+def _attention(g: OnnxGraph, x: str, at: IntAttention, channels: int, tokens: int) -> str:
+    """qkv, exact scores (``MatMulInteger``), the softmax form's ``P @ v``, requant, proj."""
     h = at.num_heads
     d = channels // h
-    acc = g.op("Reshape", _linear(g, x, at.qkv), g.const([0, 0, 3, h, d]))
+    acc = g.op("Reshape", linear(g, x, at.qkv), g.const([0, 0, 3, h, d]))
     acc = g.op("Transpose", acc, perm=[2, 0, 3, 1, 4])
     parts = [g.op("Gather", acc, g.const(i), axis=0) for i in range(3)]
-    q = _requant(g, parts[0], at.rq_q)
-    k = _requant(g, parts[1], at.rq_k)
-    v = _requant(g, parts[2], at.rq_v)
-    kt = g.op("Transpose", _to_u8(g, k), perm=[0, 1, 3, 2])
-    scores = _matmul_int(g, _to_u8(g, q), kt, at.rq_q.zero_point, at.rq_k.zero_point)
-    if at.lis_table is not None:
-        logits = _requant(g, scores, at.rq_logits)
-        o = _table_at_v(g, at.lis_table, _lis_iexp_codes(g, logits, at), v, at.rq_v.zero_point, tokens)
-    elif at.lis:
-        powers = lis_power_table(at.out_bits, at.lis_frac)
-        o = _table_at_v(g, powers, _lis_log_codes(g, scores, at), v, at.rq_v.zero_point, tokens)
-    else:
-        logits = _requant(g, scores, at.rq_logits)
-        table = shift_exp_table(at.rq_logits, at.x0, at.n, at.in_shift)
-        p = _shiftmax(g, logits, at.x0, at.n, at.out_bits, at.division, table, at.in_shift)
-        o = _matmul_int(g, _to_u8(g, p), _to_u8(g, v), 0, at.rq_v.zero_point)
+    q = requant(g, parts[0], at.rq_q)
+    k = requant(g, parts[1], at.rq_k)
+    v = requant(g, parts[2], at.rq_v)
+    kt = g.op("Transpose", to_u8(g, k), perm=[0, 1, 3, 2])
+    scores = matmul_int(g, to_u8(g, q), kt, at.rq_q.zero_point, at.rq_k.zero_point)
+    o = at.softmax.emit_onnx(g, scores, v, at.rq_v.zero_point, tokens)
     o = g.op("Reshape", g.op("Transpose", o, perm=[0, 2, 1, 3]), g.const([0, 0, channels]))
-    return _linear(g, _requant(g, o, at.rq_out), at.proj)
+    return linear(g, requant(g, o, at.rq_out), at.proj)
 
 
-def _lis_iexp_codes(g: _Graph, x: str, at: IntAttention) -> str:
-    """``papers.fqvit.lis.lis_softmax_unit(rounding="linear")``: I-BERT i-exp, then ``round(log2(sum / e))`` in linear space."""
-    x0, b_int, c_int = at.lis_iexp
-    n = at.n
-    d = g.op("Sub", x, g.reduce_max(x))
-    table = iexp_table(at.rq_logits, (x0, b_int, c_int), n, at.in_shift)
-    if table is not None:  # the i-exp of every possible d, one Gather (negative indices from the end)
-        e = g.op("Gather", g.const(table), d, axis=0)
-    else:
-        x = g.op("Max", g.times_pow2(d, at.in_shift), g.const(n * x0))
-        q = g.floor_div(x, g.const(x0))
-        r = g.op("Sub", x, g.op("Mul", g.const(x0), q))
-        z = g.op("Add", g.op("Mul", r, g.op("Add", r, g.const(b_int))), g.const(c_int))
-        neg = g.op("Less", z, g.const(0))
-        e = g.shl_u(g.where(neg, g.const(0), z), g.op("Sub", g.const(n), q), "LEFT")
-    total = g.reduce_sum(e)
-    safe = g.op("Max", e, g.const(1))
-    two = g.const(2)
-    ratio = g.div_pos(g.op("Add", g.op("Mul", two, total), safe), g.op("Mul", two, safe))
-    k = _floor_log2(g, ratio)
-    nxt = g.mod(g.shl_u(ratio, g.op("Max", g.op("Sub", k, g.const(1)), g.const(0)), "RIGHT"), two)
-    k = g.op("Add", k, g.where(g.op("Greater", k, g.const(0)), nxt, g.const(0)))
-    zero = 2**at.out_bits
-    under = g.op("Or", g.op("Equal", e, g.const(0)), g.op("GreaterOrEqual", k, g.const(zero)))
-    return g.where(under, g.const(zero), k)
+def _mlp(g: OnnxGraph, x: str, mlp: IntMlp) -> str:
+    """fc1, the GELU form (to fc2's input codes), fc2."""
+    codes, u8 = mlp.gelu.emit_onnx(g, linear(g, x, mlp.fc1))
+    return linear(g, codes, mlp.fc2, u8=u8)
 
 
-def _lis_log_codes(g: _Graph, x: str, at: IntAttention) -> str:
-    """``kernels.table_exp`` + ``papers.fqvit.lis.lis_codes(rounding="log")``: codes ``0..2^b`` (``2^b``: underflow)."""
-    t = g.op("Sub", g.reduce_max(x), x)
-    tc = g.op("Min", g.op("Max", t, g.const(0)), g.const(at.t_max))
-    lo_idx = g.mod(tc, g.const(2**EXP_LO_BITS))
-    hi_idx = g.shl_u(tc, g.const(EXP_LO_BITS), "RIGHT")
-    prod = g.op(
-        "Mul",
-        g.op("Gather", g.const(at.exp_hi), hi_idx, axis=0),
-        g.op("Gather", g.const(at.exp_lo), lo_idx, axis=0),
-    )
-    e = g.shl_u(prod, g.const(EXP_FRAC_BITS), "RIGHT")
-    e = g.where(g.op("GreaterOrEqual", tc, g.const(at.t_max)), g.const(0), e)
-    total = g.reduce_sum(e)
-    safe = g.op("Max", e, g.const(1))
-    ratio = g.div_pos(g.shl_u(total, g.const(16), "LEFT"), safe)
-    t2 = _floor_log2(g, g.op("Max", ratio, g.const(1)))
-    big = g.op("GreaterOrEqual", t2, g.const(31))
-    down = g.shl_u(ratio, g.op("Max", g.op("Sub", t2, g.const(31)), g.const(0)), "RIGHT")
-    up = g.shl_u(ratio, g.op("Max", g.op("Sub", g.const(31), t2), g.const(0)), "LEFT")
-    mant = g.where(big, down, up)
-    sqrt2 = g.const(round(2**0.5 * 2**31))
-    k = g.op("Add", g.op("Sub", t2, g.const(16)), g.b2i(g.op("GreaterOrEqual", mant, sqrt2)))
-    zero = 2**at.out_bits
-    under = g.op("Or", g.op("Equal", e, g.const(0)), g.op("GreaterOrEqual", k, g.const(zero)))
-    return g.where(under, g.const(zero), k)
-
-
-def _mlp(g: _Graph, x: str, mlp: IntMlp) -> str:
-    if mlp.lut is not None:
-        idx = _requant(g, _linear(g, x, mlp.fc1), mlp.rq_gelu)
-        codes = g.op("Gather", g.const(mlp.lut, np.uint8), idx, axis=0)
-        from onnx import TensorProto
-
-        return _linear(g, g.cast(codes, TensorProto.INT64), mlp.fc2)
-    assert mlp.rq_fc2 is not None
-    a = _requant(g, _linear(g, x, mlp.fc1), mlp.rq_gelu, centered=True)
-    lut = shiftgelu_requant_table(
-        mlp.rq_gelu, mlp.rq_fc2, mlp.x0, mlp.n, mlp.out_bits, mlp.division, mlp.in_shift
-    )
-    if lut is not None:  # ShiftGELU + requant to fc2's grid: one Gather at (a - lo) * width + (max(a) - lo)
-        table, lo, width = lut
-        row = g.op("Add", g.reduce_max(a), g.const(-lo * (width + 1)))
-        idx = g.op("Add", g.op("Mul", a, g.const(width)), row)
-        return _linear(g, g.op("Gather", g.const(table, np.uint8), idx, axis=0), mlp.fc2, u8=True)
-    y = _shiftgelu(g, g.times_pow2(a, mlp.in_shift), mlp.x0, mlp.n, mlp.out_bits, mlp.division)
-    return _linear(g, _requant(g, y, mlp.rq_fc2), mlp.fc2)
-
-
-def _block(g: _Graph, x: str, blk: IntBlock, channels: int, tokens: int) -> str:
+def _block(g: OnnxGraph, x: str, blk: IntBlock, channels: int, tokens: int) -> str:
     attn = _attention(g, _layernorm(g, x, blk.ln1, channels), blk.attn, channels, tokens)
     x2 = _residual(g, attn, x, blk.res1)
     return _residual(g, _mlp(g, _layernorm(g, x2, blk.ln2, channels), blk.mlp), x2, blk.res2)
@@ -571,9 +365,8 @@ def build_int_onnx(executor: IntExecutor, input_shape: tuple[int, int, int]) -> 
         raise VitqError("ONNX export needs a uint8 input grid")
     blocks = [b for b in executor.blocks if isinstance(b, IntBlock)]
     for blk in blocks:
-        if blk.attn.out_bits > 9:
-            raise VitqError("ONNX export needs Shiftmax outputs of <= 9 bits (uint8 probabilities)")
-    g = _Graph()
+        blk.attn.softmax.check_onnx()
+    g = OnnxGraph()
     c_in, hh, ww = input_shape
     em = executor.embed
     p = em.patch
@@ -587,12 +380,12 @@ def build_int_onnx(executor: IntExecutor, input_shape: tuple[int, int, int]) -> 
     )
     acc = g.op("Add", g.cast(acc, TensorProto.INT64), g.const(lin.bias))
     if em.fine:  # the fixed-point float stream (fqvit FX): unrounded, no clamp
-        tokens = g.op("Add", _requant_raw(g, acc, em.rq), g.const(em.pos_int))
+        tokens = g.op("Add", requant_raw(g, acc, em.rq), g.const(em.pos_int))
     elif em.pos_bits:  # position embedding added on the fine stream scale, then one rounding (IntEmbed)
-        fine = g.op("Add", _requant_raw(g, acc, em.rq), g.const(em.pos_int))
+        fine = g.op("Add", requant_raw(g, acc, em.rq), g.const(em.pos_int))
         raw = g.shr(fine, em.pos_bits, pre=1 << (em.pos_bits - 1), post=em.rq.zero_point)
     else:
-        raw = _requant_raw(g, g.op("Add", acc, g.const(em.pos_int)), em.rq, post=em.rq.zero_point)
+        raw = requant_raw(g, g.op("Add", acc, g.const(em.pos_int)), em.rq, post=em.rq.zero_point)
     if not em.fine:
         tokens = g.clamp(raw, em.rq.qmin, em.rq.qmax)
     shape = g.op("Shape", tokens)
@@ -604,9 +397,9 @@ def build_int_onnx(executor: IntExecutor, input_shape: tuple[int, int, int]) -> 
         x = _block(g, x, blk, channels, tokens=(hh // p) * (ww // p) + 1)
     hd = executor.head
     if hd.pre is not None:
-        x = _requant(g, x, hd.pre, sub=hd.pre_zero_point)
+        x = requant(g, x, hd.pre, sub=hd.pre_zero_point)
     x = g.op("Gather", x, g.const(0), axis=1)
-    logits = _requant(g, _linear(g, _layernorm(g, x, hd.ln, channels), hd.head), hd.rq_out)
+    logits = requant(g, linear(g, _layernorm(g, x, hd.ln, channels), hd.head), hd.rq_out)
     out = g.cast(logits, TensorProto.INT32)
     g.nodes.append(helper.make_node("Identity", [out], ["logits"]))
     classes = int(hd.head.bias.shape[0])

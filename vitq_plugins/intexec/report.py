@@ -17,7 +17,9 @@ from typing import Any
 import torch
 from torch import nn
 
+from vitq_plugins.intexec.convert import proxy_quantizer
 from vitq_plugins.intexec.executor import IntExecutor
+from vitq_plugins.intexec.forms import find_integer_form
 
 __all__ = ["AgreementReport", "agreement_report"]
 
@@ -63,17 +65,24 @@ class AgreementReport:
         }
 
 
+def _has_grid_reader(qmodel: nn.Module, name: str) -> bool:
+    """Whether tensor quantizer ``name`` belongs to a quantizer whose integer grid a registered reader gives."""
+    if not name.endswith(_TQ_SUFFIX):
+        return False
+    proxy = qmodel.get_submodule(name[: -len(_TQ_SUFFIX)])
+    return find_integer_form("grid", proxy_quantizer(proxy)) is not None
+
+
 class _FakeQuantTaps:
     """Forward hooks on the fake-quant model's activation quantizers, recording integer codes."""
 
     def __init__(self, qmodel: nn.Module) -> None:
         from vitq_plugins.brevitas.quant import ObserverActQuant
-        from vitq_plugins.brevitas.quant import PTSActQuant
 
         self.codes: dict[str, torch.Tensor] = {}
         self._handles = []
         for name, mod in qmodel.named_modules():
-            if isinstance(mod, ObserverActQuant | PTSActQuant):
+            if isinstance(mod, ObserverActQuant) or _has_grid_reader(qmodel, name):
                 key = name[: -len(_TQ_SUFFIX)] if name.endswith(_TQ_SUFFIX) else name
                 self._handles.append(mod.register_forward_hook(self._hook(key)))
 

@@ -125,7 +125,7 @@ class _Stages:
             self.same(rq(parts[i]), rq.out.name, i if self.codes[rq.out.name].dim() == 3 else -1)
             qkv.append(rq(parts[i]) - rq.zero_point)
         q, k, v = qkv
-        self.same(at.rq_logits(q @ k.transpose(-2, -1)), at.rq_logits.out.name)
+        self.same(at.softmax.rq_logits(q @ k.transpose(-2, -1)), at.softmax.rq_logits.out.name)
         return q, k, v
 
 
@@ -154,7 +154,9 @@ def test_each_rounding_matches_the_graph(fxref: SimpleNamespace) -> None:
         same(blk.ln1(xs), blk.ln1.out.out.name)
         q, k, v = stages.attention_inputs(at, fxc[blk.ln1.out.out.name])
         b, n = q.shape[0], q.shape[2]
-        p = shiftmax_unit(fxc[at.rq_logits.out.name], at.x0, n=at.n, out_bits=at.out_bits)
+        p = shiftmax_unit(
+            fxc[at.softmax.rq_logits.out.name], at.softmax.x0, n=at.softmax.n, out_bits=at.softmax.out_bits
+        )
         same(p, _node_name(qm, "blocks.0.attn.softmax"))
         o = (fxc[_node_name(qm, "blocks.0.attn.softmax")] @ v).transpose(1, 2).reshape(b, n, -1)
         same(at.rq_out(o), at.rq_out.out.name)
@@ -163,11 +165,14 @@ def test_each_rounding_matches_the_graph(fxref: SimpleNamespace) -> None:
         x2 = fxc[blk.res1.out.name]
         same(blk.ln2(x2), blk.ln2.out.out.name)
         mlp = blk.mlp
-        same(mlp.rq_gelu(mlp.fc1(fxc[blk.ln2.out.out.name])), mlp.rq_gelu.out.name)
-        g = fxc[mlp.rq_gelu.out.name] - mlp.rq_gelu.zero_point
-        assert mlp.rq_fc2 is not None
-        same(mlp.rq_fc2(shiftgelu_unit(g, mlp.x0, n=mlp.n, out_bits=mlp.out_bits)), mlp.rq_fc2.out.name)
-        same(blk.res2(mlp.fc2(fxc[mlp.rq_fc2.out.name]), x2), blk.res2.out.name)
+        same(mlp.gelu.rq_gelu(mlp.fc1(fxc[blk.ln2.out.out.name])), mlp.gelu.rq_gelu.out.name)
+        g = fxc[mlp.gelu.rq_gelu.out.name] - mlp.gelu.rq_gelu.zero_point
+        assert mlp.gelu.rq_fc2 is not None
+        same(
+            mlp.gelu.rq_fc2(shiftgelu_unit(g, mlp.gelu.x0, n=mlp.gelu.n, out_bits=mlp.gelu.out_bits)),
+            mlp.gelu.rq_fc2.out.name,
+        )
+        same(blk.res2(mlp.fc2(fxc[mlp.gelu.rq_fc2.out.name]), x2), blk.res2.out.name)
     assert len(set(checked)) == 14, checked
 
 
@@ -231,7 +236,7 @@ def test_fqvit_each_rounding_matches_the_graph(fxfq: SimpleNamespace) -> None:
     fxc, same, checked = stages.codes, stages.same, stages.checked
 
     blk, at, em = ex.blocks[0], ex.blocks[0].attn, ex.embed
-    assert at.lis_table is not None and blk.ln1.in_rq is not None and blk.ln2.in_rq is not None
+    assert at.softmax.table is not None and blk.ln1.in_rq is not None and blk.ln2.in_rq is not None
     nxt = ex.blocks[1].ln1.in_rq
     assert nxt is not None and em.rq.pre is not None
     with torch.no_grad(), ex.instrumented(count=False) as rec:
@@ -250,9 +255,16 @@ def test_fqvit_each_rounding_matches_the_graph(fxfq: SimpleNamespace) -> None:
         same(blk.ln1.from_codes(fxc[blk.ln1.in_rq.out.name]), blk.ln1.out.out.name)
         q, k, v = stages.attention_inputs(at, fxc[blk.ln1.out.out.name])
         b, n = q.shape[0], q.shape[2]
-        codes = lis_softmax_unit(fxc[at.rq_logits.out.name], at.lis_iexp, at.out_bits, at.n, -1, "linear")
+        codes = lis_softmax_unit(
+            fxc[at.softmax.rq_logits.out.name],
+            at.softmax.lis_iexp,
+            at.softmax.out_bits,
+            at.softmax.n,
+            -1,
+            "linear",
+        )
         sm = _node_name(qm, "blocks.0.attn.softmax")
-        same(at.lis_table[codes], sm)
+        same(at.softmax.table[codes], sm)
         o = (fxc[sm] @ v).transpose(1, 2).reshape(b, n, -1)
         same(at.rq_out(o), at.rq_out.out.name)
         o_fx = fxc[at.rq_out.out.name].transpose(1, 2).reshape(b, n, -1)
@@ -260,10 +272,10 @@ def test_fqvit_each_rounding_matches_the_graph(fxfq: SimpleNamespace) -> None:
         same(blk.ln2.in_rq(x2), blk.ln2.in_rq.out.name)
         same(blk.ln2.from_codes(fxc[blk.ln2.in_rq.out.name]), blk.ln2.out.out.name)
         mlp = blk.mlp
-        same(mlp.rq_gelu(mlp.fc1(fxc[blk.ln2.out.out.name])), mlp.rq_gelu.out.name)
-        assert mlp.lut is not None
-        same(mlp.lut[fxc[mlp.rq_gelu.out.name]].to(torch.int64), mlp.lut_name)
-        same(nxt(blk.res2(mlp.fc2(fxc[mlp.lut_name]), x2)), nxt.out.name)
+        same(mlp.gelu.rq_gelu(mlp.fc1(fxc[blk.ln2.out.out.name])), mlp.gelu.rq_gelu.out.name)
+        assert mlp.gelu.lut is not None
+        same(mlp.gelu.lut[fxc[mlp.gelu.rq_gelu.out.name]].to(torch.int64), mlp.gelu.lut_name)
+        same(nxt(blk.res2(mlp.fc2(fxc[mlp.gelu.lut_name]), x2)), nxt.out.name)
     assert len(set(checked)) == 15, checked
 
 
@@ -312,19 +324,22 @@ def test_coarse_grids_are_refined_exactly(
     fxc, refined = stages.codes, 0
     for i, blk in enumerate(ex.blocks):
         at, mlp = blk.attn, blk.mlp
-        logits = fxc[at.rq_logits.out.name] << at.in_shift
-        if at.lis_table is not None:
-            p = at.lis_table[lis_softmax_unit(logits, at.lis_iexp, at.out_bits, at.n, -1, "linear")]
+        logits = fxc[at.softmax.rq_logits.out.name] << at.softmax.in_shift
+        if getattr(at.softmax, "table", None) is not None:
+            p = at.softmax.table[
+                lis_softmax_unit(logits, at.softmax.lis_iexp, at.softmax.out_bits, at.softmax.n, -1, "linear")
+            ]
         else:
-            p = shiftmax_unit(logits, at.x0, n=at.n, out_bits=at.out_bits)
+            p = shiftmax_unit(logits, at.softmax.x0, n=at.softmax.n, out_bits=at.softmax.out_bits)
         stages.same(p, _node_name(qm, f"blocks.{i}.attn.softmax"))
-        refined += at.in_shift > 0
-        if mlp.lut is None and mlp.rq_fc2 is not None:
-            g = (fxc[mlp.rq_gelu.out.name] - mlp.rq_gelu.zero_point) << mlp.in_shift
+        refined += at.softmax.in_shift > 0
+        if getattr(mlp.gelu, "rq_fc2", None) is not None:
+            g = (fxc[mlp.gelu.rq_gelu.out.name] - mlp.gelu.rq_gelu.zero_point) << mlp.gelu.in_shift
             stages.same(
-                mlp.rq_fc2(shiftgelu_unit(g, mlp.x0, n=mlp.n, out_bits=mlp.out_bits)), mlp.rq_fc2.out.name
+                mlp.gelu.rq_fc2(shiftgelu_unit(g, mlp.gelu.x0, n=mlp.gelu.n, out_bits=mlp.gelu.out_bits)),
+                mlp.gelu.rq_fc2.out.name,
             )
-            refined += mlp.in_shift > 0
+            refined += mlp.gelu.in_shift > 0
     assert refined >= 3  # the configuration really exercises the refinement
     path = export_int_onnx(ex, tmp_path / "coarse.onnx", x[:1])
     codes = ex.quantize_input(x[:16])

@@ -10,9 +10,9 @@ import pytest
 import torch
 
 from vitq_plugins.intexec import run_integer_only
-from vitq_plugins.intexec.kernels import ilayernorm_bias
-from vitq_plugins.intexec.kernels import ilayernorm_scale
+from vitq_plugins.intexec.kernels import layernorm_bias
 from vitq_plugins.intexec.kernels import layernorm_exact_int
+from vitq_plugins.intexec.kernels import layernorm_scale
 from vitq_plugins.intexec.report import agreement_report
 from vitq_plugins.papers.fqvit.lis import iexp_constants
 from vitq_plugins.papers.fqvit.lis import lis_softmax_int
@@ -44,7 +44,7 @@ def test_layernorm_exact_int_is_layernorm() -> None:
     c = 64
     x = torch.randint(-500, 500, (3, 7, c), generator=g)
     w, b = torch.rand(c, generator=g) + 0.5, torch.randn(c, generator=g)
-    y = layernorm_exact_int(x, ilayernorm_bias(w, b)).double() * ilayernorm_scale(w).double()
+    y = layernorm_exact_int(x, layernorm_bias(w, b)).double() * layernorm_scale(w).double()
     ref = torch.nn.functional.layer_norm(x.double(), (c,), w.double(), b.double(), eps=0.0)
     assert float((y - ref).abs().max()) < 1e-6
 

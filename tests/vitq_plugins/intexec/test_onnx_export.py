@@ -14,8 +14,8 @@ ort = pytest.importorskip("onnxruntime")
 onnx = pytest.importorskip("onnx")
 
 from vitq_plugins.intexec import onnx_export as ox  # noqa: E402
-from vitq_plugins.intexec.kernels import ilayernorm_int  # noqa: E402
 from vitq_plugins.ops._intmath import isqrt_newton  # noqa: E402
+from vitq_plugins.papers.ivit import integer as iv  # noqa: E402
 from vitq_plugins.papers.ivit.shift import shift_exp_unit  # noqa: E402
 from vitq_plugins.papers.ivit.shift import shiftgelu_unit  # noqa: E402
 from vitq_plugins.papers.ivit.shift import shiftmax_unit  # noqa: E402
@@ -28,11 +28,11 @@ def _session(model: object) -> object:
     return ort.InferenceSession(model.SerializeToString(), so)  # type: ignore[attr-defined]
 
 
-def _run_graph(build: Callable[[ox._Graph, str], str], x: torch.Tensor) -> np.ndarray:
+def _run_graph(build: Callable[[ox.OnnxGraph, str], str], x: torch.Tensor) -> np.ndarray:
     from onnx import TensorProto
     from onnx import helper
 
-    g = ox._Graph()
+    g = ox.OnnxGraph()
     out = build(g, "x")
     g.nodes.append(helper.make_node("Identity", [out], ["y"]))
     graph = helper.make_graph(
@@ -58,7 +58,7 @@ def test_floor_div_matches_torch_for_negative_values() -> None:
 def test_shift_exp_matches_including_saturation() -> None:
     x = torch.cat([torch.arange(-3000, 1, 7), torch.tensor([5, 100, 4000, 10**6])]).to(torch.int64)
     for x0, n in ((-11, 15), (-300, 23), (-2, 23)):
-        got = _run_graph(lambda g, i, x0=x0, n=n: ox._shift_exp(g, i, x0, n, 2**31 - 1), x)
+        got = _run_graph(lambda g, i, x0=x0, n=n: iv.onnx_shift_exp(g, i, x0, n, 2**31 - 1), x)
         assert np.array_equal(got, shift_exp_unit(x, x0, n, cap=2**31 - 1).numpy())
 
 
@@ -66,17 +66,17 @@ def test_shift_exp_matches_including_saturation() -> None:
 def test_shiftmax_and_shiftgelu_match(division: str) -> None:
     g0 = torch.Generator().manual_seed(0)
     x = torch.randint(-128, 128, (2, 3, 9, 9), generator=g0, dtype=torch.int64)
-    got = _run_graph(lambda g, i: ox._shiftmax(g, i, -21, 15, 8, division), x)
+    got = _run_graph(lambda g, i: iv.onnx_shiftmax(g, i, -21, 15, 8, division), x)
     assert np.array_equal(got, shiftmax_unit(x, -21, n=15, out_bits=8, division=division).numpy())  # type: ignore[arg-type]
     y = torch.randint(-128, 128, (3, 5, 64), generator=g0, dtype=torch.int64)
     y[0, 0] = -5  # all-negative row: e^(-x_max) with a positive argument
-    got = _run_graph(lambda g, i: ox._shiftgelu(g, i, -30, 23, 8, division), y)
+    got = _run_graph(lambda g, i: iv.onnx_shiftgelu(g, i, -30, 23, 8, division), y)
     assert np.array_equal(got, shiftgelu_unit(y, -30, n=23, out_bits=8, division=division).numpy())  # type: ignore[arg-type]
 
 
 def test_isqrt_matches_exactly() -> None:
     v = torch.tensor([0, 1, 2, 3, 4, 15, 16, 17, 10**6, 2**40 - 1, 2**40, 2**62 - 5], dtype=torch.int64)
-    got = _run_graph(lambda g, i: ox._isqrt(g, i), v)
+    got = _run_graph(lambda g, i: ox.isqrt(g, i), v)
     assert np.array_equal(got, isqrt_newton(v, 10, init="auto").numpy())
 
 
@@ -89,10 +89,12 @@ def test_layernorm_matches_including_constant_rows() -> None:
     x = torch.randint(-128, 128, (2, 4, c), generator=torch.Generator().manual_seed(1), dtype=torch.int64)
     x[0, 0] = 3
     bias = torch.randint(-(2**20), 2**20, (c,), generator=torch.Generator().manual_seed(2))
-    ln = IntLayerNorm(bias, Requant(torch.full((c,), 2.0**-24), QParams(1.0, 5, 0, 255), 2**31 + 2**20))
+    ln = IntLayerNorm(
+        iv.ILayerNorm(bias), Requant(torch.full((c,), 2.0**-24), QParams(1.0, 5, 0, 255), 2**31 + 2**20)
+    )
     got = _run_graph(lambda g, i: ox._layernorm(g, i, ln, c), x)
     assert np.array_equal(got, ln(x).numpy())
-    assert np.array_equal(got, ln.out(ilayernorm_int(x, bias)).numpy())
+    assert np.array_equal(got, ln.out(iv.ilayernorm_int(x, bias)).numpy())
 
 
 def test_model_export_is_bit_exact(ref: SimpleNamespace, tmp_path: Path) -> None:
@@ -144,17 +146,17 @@ def test_floor_log2_matches_bit_length() -> None:
         [0, 1, 2, 3, 4, 255, 256, 2**31 - 1, 2**31, 2**32, 2**47 + 3, 2**62 - 1, 2**62], dtype=torch.int64
     )
     want = [max(int(t).bit_length() - 1, 0) for t in v]
-    assert _run_graph(lambda g, i: ox._floor_log2(g, i), v).tolist() == want
+    assert _run_graph(lambda g, i: ox.floor_log2(g, i), v).tolist() == want
 
 
 def test_shiftmax_through_the_exp_table_matches() -> None:
     from vitq_plugins.intexec.requant import QParams
     from vitq_plugins.intexec.requant import Requant
-    from vitq_plugins.intexec.tables import shift_exp_table
+    from vitq_plugins.papers.ivit.integer import shift_exp_table
 
     rq = Requant(1.0, QParams(1.0, 0, -128, 127), 2**20)
     table = shift_exp_table(rq, -21, 15)
     x = torch.randint(-128, 128, (2, 3, 9, 9), generator=torch.Generator().manual_seed(3), dtype=torch.int64)
     x[0, 0, 0] = torch.tensor([-128, 127] + [0] * 7)  # the widest row: d reaches -255
-    got = _run_graph(lambda g, i: ox._shiftmax(g, i, -21, 15, 8, "official", table), x)
+    got = _run_graph(lambda g, i: iv.onnx_shiftmax(g, i, -21, 15, 8, "official", table), x)
     assert np.array_equal(got, shiftmax_unit(x, -21, n=15, out_bits=8).numpy())

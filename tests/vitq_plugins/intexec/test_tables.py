@@ -9,12 +9,12 @@ from vitq_plugins.intexec.requant import QParams
 from vitq_plugins.intexec.requant import Requant
 from vitq_plugins.intexec.tables import MAX_TABLE_SPAN
 from vitq_plugins.intexec.tables import byte_planes
-from vitq_plugins.intexec.tables import iexp_table
-from vitq_plugins.intexec.tables import lis_power_table
-from vitq_plugins.intexec.tables import shift_exp_table
-from vitq_plugins.intexec.tables import shiftgelu_requant_table
+from vitq_plugins.papers.fqvit.integer import iexp_table
+from vitq_plugins.papers.fqvit.integer import lis_power_table
 from vitq_plugins.papers.fqvit.lis import iexp_constants
 from vitq_plugins.papers.fqvit.lis import iexp_unit
+from vitq_plugins.papers.ivit.integer import shift_exp_table
+from vitq_plugins.papers.ivit.integer import shiftgelu_requant_table
 from vitq_plugins.papers.ivit.shift import shift_exp_unit
 from vitq_plugins.papers.ivit.shift import shiftgelu_unit
 

@@ -1,14 +1,14 @@
-"""The integer-only kernel wrappers equal the ``vitq_plugins.ops`` reference kernels bit for bit."""
+"""I-ViT's integer-program kernels equal the paper's reference kernels bit for bit."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from vitq_plugins.intexec.kernels import ilayernorm_bias
-from vitq_plugins.intexec.kernels import ilayernorm_int
-from vitq_plugins.intexec.kernels import ilayernorm_scale
+from vitq_plugins.intexec.extension import layernorm_bias
+from vitq_plugins.intexec.extension import layernorm_scale
 from vitq_plugins.papers.ivit.ilayernorm import i_layernorm
+from vitq_plugins.papers.ivit.integer import ilayernorm_int
 from vitq_plugins.papers.ivit.shift import GELU_SIGMOID_FACTOR
 from vitq_plugins.papers.ivit.shift import exp_unit
 from vitq_plugins.papers.ivit.shift import shiftgelu
@@ -57,9 +57,9 @@ def test_ilayernorm_int_equals_i_layernorm() -> None:
     w[0] = 0.0  # gamma floor
     b = torch.randn(c, generator=g)
     ref, ref_scale = i_layernorm(x, 0.02, w, b)
-    out = ilayernorm_int(x, ilayernorm_bias(w, b))
+    out = ilayernorm_int(x, layernorm_bias(w, b))
     assert torch.equal(out, ref)
-    assert torch.equal(ilayernorm_scale(w), ref_scale)
+    assert torch.equal(layernorm_scale(w), ref_scale)
     # and it is a LayerNorm
     y = out.double() * ref_scale.double()
     expect = torch.nn.functional.layer_norm(x[1:].double(), (c,), w.double(), b.double(), eps=1e-12)
