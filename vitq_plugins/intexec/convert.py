@@ -66,10 +66,10 @@ def float_ops_left(qmodel: nn.Module) -> list[str]:
     from vitq_plugins.brevitas.modules import QuantLayerNorm
     from vitq_plugins.brevitas.modules import QuantSoftmax
     from vitq_plugins.brevitas.modules import quantizer_name
-    from vitq_plugins.brevitas.quant import Log2Quant
     from vitq_plugins.brevitas.quant import ObserverActQuant
-    from vitq_plugins.brevitas.quant import PTSActQuant
     from vitq_plugins.brevitas.quant import tensor_quant_of
+    from vitq_plugins.papers.fqvit.brevitas import Log2Quant
+    from vitq_plugins.papers.fqvit.brevitas import PTSActQuant
 
     def tq(q: Any) -> Any:
         return tensor_quant_of(getattr(q, "act_quant", None)) if q is not None else None
@@ -113,8 +113,8 @@ class _Ctx:
 
     def grid(self, proxy: Any, where: str) -> QParams:
         from vitq_plugins.brevitas.quant import ObserverActQuant
-        from vitq_plugins.brevitas.quant import PTSActQuant
         from vitq_plugins.brevitas.quant import tensor_quant_of
+        from vitq_plugins.papers.fqvit.brevitas import PTSActQuant
 
         tq = tensor_quant_of(proxy)
         if not isinstance(tq, ObserverActQuant | PTSActQuant):
@@ -275,8 +275,8 @@ _LUT_LOW = -4.0
 
 
 def _attention(ctx: _Ctx, attn: Any, tokens: int, where: str) -> tuple[IntAttention, _Lin]:
-    from vitq_plugins.brevitas.quant import Log2Quant
     from vitq_plugins.brevitas.quant import tensor_quant_of
+    from vitq_plugins.papers.fqvit.brevitas import Log2Quant
 
     qkv = _linear(ctx, attn.qkv, f"{where}.qkv")
     a_s, fr = qkv.acc_scale, qkv.frac

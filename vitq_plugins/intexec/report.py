@@ -68,7 +68,7 @@ class _FakeQuantTaps:
 
     def __init__(self, qmodel: nn.Module) -> None:
         from vitq_plugins.brevitas.quant import ObserverActQuant
-        from vitq_plugins.brevitas.quant import PTSActQuant
+        from vitq_plugins.papers.fqvit.brevitas import PTSActQuant
 
         self.codes: dict[str, torch.Tensor] = {}
         self._handles = []
