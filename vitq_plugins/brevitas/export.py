@@ -1,17 +1,17 @@
 """ONNX export of vitq Brevitas models: QONNX (with a small ``vitq`` custom domain) and standard QCDQ.
 
 * :func:`export_qonnx` - Brevitas QONNX export (TorchScript exporter, ``dynamo=False``): uniform quantizers
-  become QONNX ``Quant`` nodes; OPT-m twin scales (MPTQ-ViT arXiv 2401.14895) become two ``Quant`` nodes and a
-  ``Where``; only ops with no standard equivalent are ``vitq`` nodes: ``Log2Quant`` (FQ-ViT arXiv 2111.13824
-  eq. 13), ``Shiftmax``/``ShiftGELU``/``ILayerNorm`` (I-ViT arXiv 2207.01405 §3.3-3.5). They execute under
-  ``qonnx.core.onnx_exec.execute_onnx`` through :mod:`vitq_plugins.brevitas.qonnx_ops`.
-* :func:`export_onnx_qcdq` - standard ONNX only (QuantizeLinear/Clip/DequantizeLinear; log2 and twin quantizers
+  become QONNX ``Quant`` nodes; a paper's non-uniform quantizer is written in the form it registered
+  (:mod:`vitq_plugins.brevitas.export_forms`, e.g. MPTQ-ViT's OPT-m twin scales as two ``Quant`` nodes and a
+  ``Where``); only ops with no standard equivalent are ``vitq`` nodes (e.g. FQ-ViT's ``Log2Quant``, I-ViT's
+  integer kernels). They execute under ``qonnx.core.onnx_exec.execute_onnx`` through
+  :mod:`vitq_plugins.brevitas.qonnx_ops`.
+* :func:`export_onnx_qcdq` - standard ONNX only (QuantizeLinear/Clip/DequantizeLinear; non-uniform quantizers
   and the integer kernels as plain arithmetic ops), runs in ONNX Runtime. Uses the TorchScript exporter
   (``dynamo=False``, frameworks.md §1.5).
 
-Handlers are registered by inserting into the Brevitas managers' class-level ``handlers`` lists when
-:mod:`vitq_plugins.brevitas` is imported (:func:`register_handlers`). A failed export resets the export mode
-of every proxy (``finally``), so the model stays usable (frameworks.md §1.6 pitfall 7).
+A failed export resets the export mode of every proxy (``finally``), so the model stays usable
+(frameworks.md §1.6 pitfall 7).
 """
 
 from __future__ import annotations
@@ -22,23 +22,12 @@ from typing import Any
 from brevitas.common import ExportMixin
 from brevitas.export import export_onnx_qcdq as _brevitas_qcdq
 from brevitas.export import export_qonnx as _brevitas_qonnx
-from brevitas.export.onnx.handler import ONNXBaseHandler
-from brevitas.export.onnx.qonnx.function import BrevitasQuantOp
-from brevitas.export.onnx.qonnx.manager import QONNXManager
-from brevitas.export.onnx.standard.function import DequantizeLinearOp
-from brevitas.export.onnx.standard.function import IntClipOp
-from brevitas.export.onnx.standard.function import QuantizeLinearOp
-from brevitas.export.onnx.standard.qcdq.manager import StdQCDQONNXManager
 import torch
 from torch import nn
 
 from vitq_plugins.brevitas.modules import exporting
-from vitq_plugins.brevitas.quant import Log2ActQuantProxy
-from vitq_plugins.brevitas.quant import TwinActQuantProxy
-from vitq_plugins.brevitas.quant import tensor_quant_of
+from vitq_plugins.brevitas.qonnx_ops import DOMAIN
 from vitq_plugins.core.errors import VitqError
-from vitq_plugins.papers.fqvit import lis as _lis
-from vitq_plugins.papers.mptq import optm as _optm
 
 __all__ = [
     "QCDQ_DISABLED_OPTIMIZERS",
@@ -51,101 +40,6 @@ __all__ = [
 ]
 
 QCDQ_OPSET = 17
-
-
-def _log2_torch(x: torch.Tensor, bits: int) -> torch.Tensor:
-    """``papers.fqvit.lis.log2_quant``'s dequantized value written with traceable ops (no value checks)."""
-    code = torch.round(-torch.log2(x.clamp(0.0, 1.0)))
-    return torch.where(code >= float(2**bits), 0.0, torch.pow(2.0, -code.clamp(min=0.0)))
-
-
-class _Log2Fn(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx: Any, x: torch.Tensor, bits: int) -> torch.Tensor:
-        return _lis.log2_quant(x.clamp(0.0, 1.0), bits)[1]
-
-    @staticmethod
-    def symbolic(g: Any, x: Any, bits: int) -> Any:
-        out = g.op("vitq::Log2Quant", x, bit_width_i=bits)
-        out.setType(x.type())
-        return out
-
-
-class _Log2HandlerBase(ONNXBaseHandler):  # type: ignore[misc]
-    handled_layer = Log2ActQuantProxy
-
-    def prepare_for_export(self, module: Any) -> None:
-        tq = tensor_quant_of(module)
-        self.bits = int(tq.code_bits)
-
-    def symbolic_execution(self, x: torch.Tensor) -> tuple[torch.Tensor, None, None, None]:
-        raise TypeError("abstract")
-
-
-class Log2QONNXHandler(_Log2HandlerBase):
-    """QONNX: one ``vitq::Log2Quant`` node."""
-
-    def symbolic_execution(self, x: torch.Tensor) -> tuple[torch.Tensor, None, None, None]:
-        return _Log2Fn.apply(x, self.bits), None, None, None
-
-
-class Log2QCDQHandler(_Log2HandlerBase):
-    """QCDQ: ``Log``/``Neg``/``Round``/``Pow``/``Where`` (standard ops)."""
-
-    def symbolic_execution(self, x: torch.Tensor) -> tuple[torch.Tensor, None, None, None]:
-        return _log2_torch(x, self.bits), None, None, None
-
-
-class _TwinHandlerBase(ONNXBaseHandler):  # type: ignore[misc]
-    handled_layer = TwinActQuantProxy
-
-    def prepare_for_export(self, module: Any) -> None:
-        tq = tensor_quant_of(module)
-        self.bits = int(tq.bits)
-        self.m = int(tq.m)
-        self.delta_n = tq.delta_n.detach().clone()
-
-    def symbolic_execution(self, x: torch.Tensor) -> tuple[torch.Tensor, None, None, None]:
-        raise TypeError("abstract")
-
-
-class TwinQONNXHandler(_TwinHandlerBase):
-    """QONNX: ``Where(x < 0, Quant(x; dn), Quant(x; 2^m dn))`` with standard QONNX ``Quant`` nodes."""
-
-    def symbolic_execution(self, x: torch.Tensor) -> tuple[torch.Tensor, None, None, None]:
-        dn = self.delta_n
-        dp = dn * float(2**self.m)
-        zp = torch.zeros(())
-        bw = torch.tensor(float(self.bits))
-        qn = self.export_op(BrevitasQuantOp, x, dn, zp, bw, False, True, "ROUND")
-        qp = self.export_op(BrevitasQuantOp, x, dp, zp, bw, False, True, "ROUND")
-        return torch.where(x < 0, qn, qp), None, None, None
-
-
-class TwinQCDQHandler(_TwinHandlerBase):
-    """QCDQ: ``Where(x < 0, DQ(Clip(Q(x; dn))), DQ(Clip(Q(x; 2^m dn))))`` with int8 Q/DQ (bits <= 8).
-
-    Wider codes (up to 16 bits) do not fit opset-17 QuantizeLinear; they are written as
-    ``Div``/``Round``/``Clip``/``Mul``/``Where`` by tracing ``papers.mptq.optm.twin_fake_quant``.
-    """
-
-    def _qcdq(self, x: torch.Tensor, scale: torch.Tensor, lo: int, hi: int) -> torch.Tensor:
-        zp = torch.zeros((), dtype=torch.int8)
-        q = self.export_op(QuantizeLinearOp, x, scale, zp, torch.int8, None)
-        q = self.export_op(
-            IntClipOp, q, torch.tensor(lo, dtype=torch.int8), torch.tensor(hi, dtype=torch.int8)
-        )
-        out: torch.Tensor = self.export_op(DequantizeLinearOp, q, scale, zp, None)
-        return out
-
-    def symbolic_execution(self, x: torch.Tensor) -> tuple[torch.Tensor, None, None, None]:
-        if self.bits > 8:
-            return _optm.twin_fake_quant(x, self.delta_n, self.m, self.bits), None, None, None
-        lo, hi = -(2 ** (self.bits - 1)), 2 ** (self.bits - 1) - 1
-        dn = self.delta_n
-        qn = self._qcdq(x, dn, lo, 0)
-        qp = self._qcdq(x, dn * float(2**self.m), 0, hi)
-        return torch.where(x < 0, qn, qp), None, None, None
 
 
 def ort_session_options() -> Any:
@@ -200,17 +94,17 @@ _REGISTERED = False
 
 
 def register_handlers() -> None:
-    """Insert vitq's proxy handlers at the front of the Brevitas managers' handler lists (idempotent)."""
+    """Map the ``vitq`` ONNX domain to :mod:`vitq_plugins.brevitas.qonnx_ops` (idempotent).
+
+    The export handlers of the papers' non-uniform quantizers are inserted into the Brevitas managers when
+    the paper registers its form (:func:`vitq_plugins.brevitas.export_forms.register_export_form`).
+    """
     global _REGISTERED
     if _REGISTERED:
         return
-    for h in (Log2QONNXHandler, TwinQONNXHandler):
-        QONNXManager.handlers.insert(0, h)
-    for h in (Log2QCDQHandler, TwinQCDQHandler):
-        StdQCDQONNXManager.handlers.insert(0, h)
     from qonnx.custom_op.registry import add_domain_alias
 
-    add_domain_alias("vitq", "vitq_plugins.brevitas.qonnx_ops")
+    add_domain_alias(DOMAIN, "vitq_plugins.brevitas.qonnx_ops")
     _REGISTERED = True
 
 

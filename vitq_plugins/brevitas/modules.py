@@ -1,17 +1,18 @@
-"""Brevitas quant modules for ViTs: LayerNorm, attention, GELU and transformer block.
+"""Brevitas quant modules for ViTs: LayerNorm, attention, softmax, GELU and transformer block.
 
-* :class:`QuantLayerNorm` - quantized input (FQ-ViT PTS, arXiv 2111.13824 eqs. 9-10, or uniform) and, with the
-  ``ilayernorm`` quantizer, the I-ViT integer LayerNorm (arXiv 2207.01405 §3.5, ``papers.ivit.ilayernorm``).
+* :class:`QuantLayerNorm` - LayerNorm of a quantized input (e.g. FQ-ViT PTS, arXiv 2111.13824 eqs. 9-10).
 * :class:`QuantAttention` - drop-in for timm ``Attention`` (also models built with ``fused_attn=True``: the
-  attention is computed explicitly): q, k, v quantized at both matmuls, softmax output quantized by the log2
-  quantizer (FQ-ViT LIS, eq. 13), a uniform quantizer, or computed by I-ViT Shiftmax (eqs. 9-14,
-  ``papers.ivit.shift.shiftmax``) on quantized logits.
-* :class:`QuantGELU` - GELU with a quantized output (uniform, MPTQ-style OPT-m twin scales) or I-ViT
-  ShiftGELU (eqs. 15-17, ``papers.ivit.shift.shiftgelu``) on a quantized input.
+  attention is computed explicitly): q, k, v quantized at both matmuls, the softmax is a :class:`QuantSoftmax`.
+* :class:`QuantSoftmax` / :class:`QuantGELU` - the float op with a quantized output (uniform or a paper's
+  non-uniform quantizer, e.g. FQ-ViT's log2, MPTQ-ViT's OPT-m twin scales).
 * :class:`QuantBlock` - pre-norm transformer block with quantized residual adds.
 
-Kernel export: the integer kernels run as plain torch ops (traced into standard ONNX ops for QCDQ) or, while
-:func:`export_flavor` is ``"qonnx"``, as one ``vitq`` custom node each (see :mod:`vitq_plugins.brevitas.export`).
+Integer kernels: when an injector names one (``vitq_kernel``, see
+:class:`~vitq_plugins.brevitas.quant.IntegerKernelInputMixin`), QuantLayerNorm/QuantSoftmax/QuantGELU quantize
+the op's *input* and, once calibrated, run the kernel registered under that name
+(:mod:`vitq_plugins.brevitas.kernels`, e.g. I-ViT's Shiftmax/ShiftGELU/I-LayerNorm, arXiv 2207.01405
+§3.3-3.5) instead of the float op: as plain torch ops (traced into standard ONNX ops for QCDQ) or, while
+:func:`export_flavor` is ``"qonnx"``, as the kernel's export form (one ``vitq`` custom node).
 """
 
 from __future__ import annotations
@@ -27,10 +28,10 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
+from vitq_plugins.brevitas.kernels import IntegerKernel
+from vitq_plugins.brevitas.kernels import get_kernel
 from vitq_plugins.brevitas.quant import tensor_quant_of
 from vitq_plugins.core.errors import VitqError
-from vitq_plugins.papers.ivit import ilayernorm as _iln
-from vitq_plugins.papers.ivit import shift as _shift
 
 __all__ = [
     "QuantAttention",
@@ -108,109 +109,29 @@ def _calibrated(q: nn.Module | None) -> bool:
     return tq is not None and bool(getattr(tq, "calibrated", False))
 
 
-# --- integer kernels, exportable as vitq custom nodes ------------------------------------------------
+def _kernel(quant: Any) -> IntegerKernel | None:
+    """The integer kernel named by an injector's ``vitq_kernel`` (``None`` if it names none)."""
+    name = _kernel_of(quant)
+    if not name:
+        return None
+    who = str(quant.vitq_name) if "vitq_name" in quant else ""
+    return get_kernel(name, who)
 
 
-@contextlib.contextmanager
-def _untraced() -> Iterator[None]:
-    """Run eager code inside an autograd Function's forward without recording it in a TorchScript trace."""
-    state = torch._C._get_tracing_state()
-    torch._C._set_tracing_state(  # type: ignore[attr-defined]
-        None
-    )
-    try:
-        yield
-    finally:
-        torch._C._set_tracing_state(  # type: ignore[attr-defined]
-            state
-        )
-
-
-@contextlib.contextmanager
-def _kernel_input(quantizer: str) -> Iterator[None]:
-    """Turn an integer kernel's refusal of its calibrated input (e.g. codes beyond the int32 range it assumes)
-    into a :class:`VitqError` that says what to change."""
-    try:
-        yield
-    except ValueError as exc:
-        raise VitqError(
-            f"quantizer {quantizer!r} cannot run on its calibrated input: {exc}; its input scale comes from "
-            "the activation bits of the layer before it, so give that site more bits (a_bits/attn_bits) or "
-            "use another quantizer here"
-        ) from None
-
-
-def _out_dtype(like: torch.Tensor) -> torch.dtype:
-    """float64 in a float64 model (an exact evaluation, see ``intexec.reference``), float32 otherwise."""
-    return torch.float64 if like.dtype == torch.float64 else torch.float32
-
-
-def _shiftmax_float(x_int: torch.Tensor, scale: torch.Tensor, n: int, out_bits: int) -> torch.Tensor:
-    with _kernel_input("shiftmax"):
-        y, s = _shift.shiftmax(x_int, scale, n=n, out_bits=out_bits, dim=-1)
-    return y.to(_out_dtype(scale)) * s
-
-
-def _shiftgelu_float(x_int: torch.Tensor, scale: torch.Tensor, n: int, out_bits: int) -> torch.Tensor:
-    with _kernel_input("shiftgelu"):
-        y, s = _shift.shiftgelu(x_int, scale, n=n, out_bits=out_bits)
-    return y.to(_out_dtype(scale)) * s
-
-
-def _ilayernorm_float(
-    x_int: torch.Tensor, scale: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor
-) -> torch.Tensor:
-    y, s = _iln.i_layernorm(x_int, scale, weight, bias)
-    dt = _out_dtype(weight)
-    return y.to(dt) * s.to(dt)
-
-
-class _ShiftmaxFn(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx: Any, x: torch.Tensor, scale: torch.Tensor, n: int, out_bits: int) -> torch.Tensor:
-        with _untraced():
-            return _shiftmax_float(torch.round(x / scale).to(torch.int64), scale, n, out_bits)
-
-    @staticmethod
-    def symbolic(g: Any, x: Any, scale: Any, n: int, out_bits: int) -> Any:
-        out = g.op("vitq::Shiftmax", x, scale, n_i=n, out_bits_i=out_bits)
-        out.setType(x.type())
-        return out
-
-
-class _ShiftGELUFn(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx: Any, x: torch.Tensor, scale: torch.Tensor, n: int, out_bits: int) -> torch.Tensor:
-        with _untraced():
-            return _shiftgelu_float(torch.round(x / scale).to(torch.int64), scale, n, out_bits)
-
-    @staticmethod
-    def symbolic(g: Any, x: Any, scale: Any, n: int, out_bits: int) -> Any:
-        out = g.op("vitq::ShiftGELU", x, scale, n_i=n, out_bits_i=out_bits)
-        out.setType(x.type())
-        return out
-
-
-class _ILayerNormFn(torch.autograd.Function):
-    @staticmethod
-    def forward(
-        ctx: Any, x: torch.Tensor, scale: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor
-    ) -> torch.Tensor:
-        with _untraced():
-            return _ilayernorm_float(torch.round(x / scale).to(torch.int64), scale, weight, bias)
-
-    @staticmethod
-    def symbolic(g: Any, x: Any, scale: Any, weight: Any, bias: Any) -> Any:
-        out = g.op("vitq::ILayerNorm", x, scale, weight, bias)
-        out.setType(x.type())
-        return out
+def _run_kernel(kernel: IntegerKernel, module: nn.Module, q: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """``kernel`` on the already quantized input ``x`` of quantizer ``q``: one custom node in a QONNX export,
+    else the integer kernel on the codes."""
+    if export_flavor() == "qonnx":
+        return kernel.export(module, x, tensor_quant_of(getattr(q, "act_quant", None)).scale)
+    x_int, scale = _int_codes(q, x)
+    return kernel.run(module, x_int, scale)
 
 
 # --- modules ------------------------------------------------------------------------------------------
 
 
 class QuantLayerNorm(nn.LayerNorm):
-    """LayerNorm with a quantized input; runs I-LayerNorm in integers with an ``ilayernorm`` quantizer.
+    """LayerNorm with a quantized input; runs the injector's integer kernel (``vitq_kernel``) if it names one.
 
     Args:
         normalized_shape: as ``nn.LayerNorm``.
@@ -220,8 +141,8 @@ class QuantLayerNorm(nn.LayerNorm):
         input_quant: injector of the input (``ln_input`` site) or ``None``.
 
     Example:
-        >>> from vitq_plugins.brevitas.quant import Int8ActPerChannelPTS
-        >>> ln = QuantLayerNorm(64, input_quant=Int8ActPerChannelPTS.let(channels=64))
+        >>> from vitq_plugins.brevitas.quant import Uint8ActPerTensorMinMax
+        >>> ln = QuantLayerNorm(64, input_quant=Uint8ActPerTensorMinMax.let(bit_width=6))
     """
 
     def __init__(
@@ -236,25 +157,19 @@ class QuantLayerNorm(nn.LayerNorm):
         if input_quant is not None and "channels" in input_quant and not int(input_quant.channels):
             input_quant = input_quant.let(channels=int(self.normalized_shape[-1]))
         self.input_quant = make_quant_identity(input_quant)
+        #: name of the integer kernel run on the quantized input ("" for the float LayerNorm)
         self.kernel = _kernel_of(input_quant)
+        self.integer_kernel = _kernel(input_quant)
 
     def quantize_input(self, x: torch.Tensor) -> torch.Tensor:
         """The quantized input (identity without an input quantizer)."""
         return x if self.input_quant is None else _unpack(self.input_quant(x))
 
     def normalize(self, x: torch.Tensor) -> torch.Tensor:
-        """LayerNorm of an already quantized input (integer I-LayerNorm when configured and calibrated)."""
-        if self.kernel == "ilayernorm" and _calibrated(self.input_quant):
+        """LayerNorm of an already quantized input (the integer kernel when configured and calibrated)."""
+        if self.integer_kernel is not None and _calibrated(self.input_quant):
             assert self.input_quant is not None
-            if self.weight is None or self.bias is None:
-                raise VitqError("I-LayerNorm needs an affine LayerNorm with weight and bias")
-            tq = tensor_quant_of(self.input_quant.act_quant)
-            scale = tq.scale
-            if export_flavor() == "qonnx":
-                out: torch.Tensor = _ILayerNormFn.apply(x, scale, self.weight, self.bias)
-                return out
-            x_int, _ = _int_codes(self.input_quant, x)
-            return _ilayernorm_float(x_int, scale, self.weight, self.bias)
+            return _run_kernel(self.integer_kernel, self, self.input_quant, x)
         return F.layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -262,21 +177,22 @@ class QuantLayerNorm(nn.LayerNorm):
 
 
 class QuantSoftmax(nn.Module):
-    """Softmax with a quantized output (log2 / uniform) or I-ViT Shiftmax on quantized logits.
+    """Softmax with a quantized output or an integer softmax kernel on quantized logits.
 
     Args:
         dim: softmax dimension.
-        act_quant: injector; with ``vitq_kernel == "shiftmax"`` it quantizes the logits instead.
+        act_quant: injector; if it names an integer kernel (``vitq_kernel``) it quantizes the logits instead.
 
     Example:
-        >>> from vitq_plugins.brevitas.quant import Uint4ActLog2
-        >>> sm = QuantSoftmax(-1, act_quant=Uint4ActLog2)
+        >>> from vitq_plugins.brevitas.quant import Uint8ActPerTensorMinMax
+        >>> sm = QuantSoftmax(-1, act_quant=Uint8ActPerTensorMinMax)
     """
 
     def __init__(self, dim: int = -1, act_quant: Any = None) -> None:
         super().__init__()
         self.dim = dim
         self.kernel = _kernel_of(act_quant)
+        self.integer_kernel = _kernel(act_quant)
         self.quant = make_quant_identity(act_quant)
         self.n = int(act_quant.shift_n) if self.kernel else 0
         self.out_bits = int(act_quant.out_bits) if self.kernel else 0
@@ -284,28 +200,25 @@ class QuantSoftmax(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.quant is None:
             return torch.softmax(x, self.dim)
-        if self.kernel == "shiftmax":
+        if self.integer_kernel is not None:
             xq = _unpack(self.quant(x))
             if not _calibrated(self.quant):
                 return torch.softmax(xq, self.dim)
             if self.dim not in (-1, x.dim() - 1):
-                raise VitqError(f"Shiftmax runs over the last dimension, got dim={self.dim}")
-            if export_flavor() == "qonnx":
-                scale = tensor_quant_of(self.quant.act_quant).scale
-                out: torch.Tensor = _ShiftmaxFn.apply(xq, scale, self.n, self.out_bits)
-                return out
-            x_int, scale = _int_codes(self.quant, xq)
-            return _shiftmax_float(x_int, scale, self.n, self.out_bits)
+                raise VitqError(
+                    f"integer softmax kernel {self.kernel!r} runs over the last dimension, got dim={self.dim}"
+                )
+            return _run_kernel(self.integer_kernel, self, self.quant, xq)
         return _unpack(self.quant(torch.softmax(x, self.dim)))
 
 
 class QuantGELU(nn.Module):
-    """GELU with a quantized output (uniform / OPT-m) or I-ViT ShiftGELU on a quantized input.
+    """GELU with a quantized output or an integer GELU kernel on a quantized input.
 
     Args:
         approximate: as ``nn.GELU``.
-        act_quant: injector of the output (``gelu_output``); ``vitq_kernel == "shiftgelu"`` quantizes the
-            input and runs the integer kernel.
+        act_quant: injector of the output (``gelu_output``); if it names an integer kernel (``vitq_kernel``)
+            it quantizes the input and the kernel runs.
 
     Example:
         >>> from vitq_plugins.brevitas.quant import Uint8ActPerTensorMinMax
@@ -316,10 +229,12 @@ class QuantGELU(nn.Module):
         super().__init__()
         self.approximate = approximate
         self.kernel = _kernel_of(act_quant)
+        self.integer_kernel = _kernel(act_quant)
         self.quant = make_quant_identity(act_quant)
         self.n = int(act_quant.shift_n) if self.kernel else 0
         self.out_bits = int(act_quant.out_bits) if self.kernel else 0
-        #: the Linear consuming the output (for OPT-m's output-MSE search); a list so it is no submodule
+        #: the Linear consuming the output (for an output quantizer that searches its parameters on the
+        #: consumer's output MSE, e.g. OPT-m); a list so it is no submodule
         self.next_linear: list[nn.Module] = []
         tq = tensor_quant_of(self.quant.act_quant) if self.quant is not None else None
         if tq is not None and hasattr(tq, "next_linear"):
@@ -330,16 +245,11 @@ class QuantGELU(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.quant is None:
             return F.gelu(x, approximate=self.approximate)
-        if self.kernel == "shiftgelu":
+        if self.integer_kernel is not None:
             xq = _unpack(self.quant(x))
             if not _calibrated(self.quant):
                 return F.gelu(xq, approximate=self.approximate)
-            if export_flavor() == "qonnx":
-                scale = tensor_quant_of(self.quant.act_quant).scale
-                out: torch.Tensor = _ShiftGELUFn.apply(xq, scale, self.n, self.out_bits)
-                return out
-            x_int, scale = _int_codes(self.quant, xq)
-            return _shiftgelu_float(x_int, scale, self.n, self.out_bits)
+            return _run_kernel(self.integer_kernel, self, self.quant, xq)
         return _unpack(self.quant(F.gelu(x, approximate=self.approximate)))
 
 
@@ -354,9 +264,9 @@ class QuantAttention(nn.Module):
 
     Example:
         >>> import timm
-        >>> from vitq_plugins.brevitas.quant import Uint4ActLog2, Uint8ActPerTensorMinMax
+        >>> from vitq_plugins.brevitas.quant import Uint8ActPerTensorMinMax
         >>> m = timm.layers.Attention(64, num_heads=2, qkv_bias=True)
-        >>> qa = QuantAttention(m, Uint8ActPerTensorMinMax, Uint4ActLog2)
+        >>> qa = QuantAttention(m, Uint8ActPerTensorMinMax, Uint8ActPerTensorMinMax)
     """
 
     def __init__(self, source: nn.Module, matmul_quant: Any = None, softmax_quant: Any = None) -> None:

@@ -1,26 +1,40 @@
-"""Python implementations of the ``vitq`` ONNX domain for ``qonnx.core.onnx_exec.execute_onnx``.
+"""The ``vitq`` ONNX domain for ``qonnx.core.onnx_exec.execute_onnx``: Python executors of custom nodes.
 
-Only ops without a standard ONNX/QONNX equivalent live here: ``Log2Quant`` (FQ-ViT arXiv 2111.13824 eq. 13),
-``Shiftmax``, ``ShiftGELU`` and ``ILayerNorm`` (I-ViT arXiv 2207.01405 §3.3-3.5). Each executes the same
-``vitq_plugins.ops`` function as the Brevitas model. Importing :mod:`vitq_plugins.brevitas` maps the ``vitq``
-domain to this module (``qonnx.custom_op.registry.add_domain_alias``).
+Only ops without a standard ONNX/QONNX equivalent are ``vitq`` nodes (e.g. FQ-ViT's ``Log2Quant``, arXiv
+2111.13824 eq. 13; I-ViT's integer kernels, arXiv 2207.01405 §3.3-3.5). A paper subclasses :class:`VitqCustomOp`
+and registers it with :func:`register_custom_op` in its Brevitas adapter; each executes the same numerics as
+the Brevitas model. Importing :mod:`vitq_plugins.brevitas` maps the ``vitq`` domain to this module
+(``qonnx.custom_op.registry.add_domain_alias``); qonnx then finds an op class through this module's
+``__all__`` and attributes, which are computed from the registry (the Brevitas adapters of the registered
+quantizers are imported on first use, so a file also executes in a fresh process).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
+from typing import TypeVar
 
 import numpy as np
 from onnx import helper
 from qonnx.custom_op.base import CustomOp
 import torch
 
-from vitq_plugins.papers.fqvit import lis as _lis
+from vitq_plugins.core.errors import DuplicateNameError
 
-__all__ = ["ILayerNorm", "Log2Quant", "ShiftGELU", "Shiftmax", "custom_op"]
+#: the ONNX domain of vitq's custom nodes (``g.op(f"{DOMAIN}::Op", ...)``)
+DOMAIN = "vitq"
+
+_API = ["DOMAIN", "VitqCustomOp", "custom_op", "register_custom_op"]
 
 
-class _VitqOp(CustomOp):  # type: ignore[misc]
+class VitqCustomOp(CustomOp):  # type: ignore[misc]
+    """Base of a ``vitq`` node executor: the output has the shape and datatype of input 0.
+
+    A subclass sets :attr:`attrs` (``name -> (type, required, default)``) and implements :meth:`_compute` on
+    float32 torch tensors (one per node input).
+    """
+
     attrs: dict[str, tuple[str, bool, Any]] = {}
 
     def get_nodeattr_types(self) -> dict[str, tuple[str, bool, Any]]:
@@ -48,64 +62,46 @@ class _VitqOp(CustomOp):  # type: ignore[misc]
         context[self.onnx_node.output[0]] = out.detach().numpy().astype(np.float32)
 
 
-class Log2Quant(_VitqOp):
-    """``y = 2^-round(-log2 x)``; 0 where the code is ``>= 2^bit_width``."""
+#: legacy qonnx registry dict (op type -> class), filled by :func:`register_custom_op`
+custom_op: dict[str, type[CustomOp]] = {}
 
-    attrs = {"bit_width": ("i", True, 4)}
-
-    def _compute(self, *xs: torch.Tensor) -> torch.Tensor:
-        bits = min(int(self.get_nodeattr("bit_width")), 6)
-        return _lis.log2_quant(xs[0].clamp(0.0, 1.0), bits)[1]
+C = TypeVar("C", bound=type[VitqCustomOp])
 
 
-class Shiftmax(_VitqOp):
-    """I-ViT Shiftmax over the last axis of fake-quantized logits ``x`` with scale ``s`` (input 2)."""
+def register_custom_op(op_type: str) -> Callable[[C], C]:
+    """Class decorator: execute ``vitq::<op_type>`` nodes with the decorated :class:`VitqCustomOp`.
 
-    attrs = {"n": ("i", True, 15), "out_bits": ("i", True, 8)}
+    Raises:
+        DuplicateNameError: ``op_type`` is already registered.
+    """
 
-    def _compute(self, *xs: torch.Tensor) -> torch.Tensor:
-        from vitq_plugins.brevitas.modules import _shiftmax_float
+    def deco(cls: C) -> C:
+        if op_type in custom_op:
+            raise DuplicateNameError(
+                f"vitq custom op {op_type!r} is already registered by {custom_op[op_type].__module__}"
+            )
+        # qonnx derives the op type from the class name: register a subclass named ``op_type`` if needed
+        named = cls if cls.__name__ == op_type else type(op_type, (cls,), {"__module__": cls.__module__})
+        custom_op[op_type] = named
+        return cls
 
-        x, s = xs[0], xs[1]
-        return _shiftmax_float(
-            torch.round(x / s).to(torch.int64),
-            s,
-            int(self.get_nodeattr("n")),
-            int(self.get_nodeattr("out_bits")),
-        )
-
-
-class ShiftGELU(_VitqOp):
-    """I-ViT ShiftGELU of a fake-quantized input ``x`` with scale ``s`` (input 2)."""
-
-    attrs = {"n": ("i", True, 23), "out_bits": ("i", True, 8)}
-
-    def _compute(self, *xs: torch.Tensor) -> torch.Tensor:
-        from vitq_plugins.brevitas.modules import _shiftgelu_float
-
-        x, s = xs[0], xs[1]
-        return _shiftgelu_float(
-            torch.round(x / s).to(torch.int64),
-            s,
-            int(self.get_nodeattr("n")),
-            int(self.get_nodeattr("out_bits")),
-        )
+    return deco
 
 
-class ILayerNorm(_VitqOp):
-    """I-ViT I-LayerNorm: inputs ``x`` (fake-quantized), ``scale``, ``weight``, ``bias``."""
+def _loaded() -> dict[str, type[CustomOp]]:
+    from vitq_plugins.brevitas.adapters import load_adapters
 
-    def _compute(self, *xs: torch.Tensor) -> torch.Tensor:
-        from vitq_plugins.brevitas.modules import _ilayernorm_float
-
-        x, s, w, b = xs
-        return _ilayernorm_float(torch.round(x / s).to(torch.int64), s, w, b)
+    load_adapters()
+    return custom_op
 
 
-#: legacy qonnx registry dict (op type -> class)
-custom_op: dict[str, type[CustomOp]] = {
-    "Log2Quant": Log2Quant,
-    "Shiftmax": Shiftmax,
-    "ShiftGELU": ShiftGELU,
-    "ILayerNorm": ILayerNorm,
-}
+def __getattr__(name: str) -> Any:
+    """``__all__`` and the op classes, looked up by qonnx (imports the papers' adapters on first use)."""
+    if name == "__all__":
+        return [*_API, *sorted(_loaded())]
+    if name.startswith("_"):  # import machinery probes (``__path__``, ``__wrapped__``...)
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    ops = custom_op if name in custom_op else _loaded()
+    if name in ops:
+        return ops[name]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

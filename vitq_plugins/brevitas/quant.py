@@ -1,4 +1,4 @@
-"""Brevitas injectors (quantizer classes) for the vitq quantizers.
+"""Generic Brevitas injectors (quantizer classes) of the vitq Brevitas wing and the bases papers build on.
 
 Every injector is a :class:`brevitas.inject.ExtendedInjector` usable as ``act_quant=``/``input_quant=``/
 ``weight_quant=`` of a ``brevitas.nn`` layer. The numerics are not re-implemented here: each ``tensor_quant``
@@ -8,20 +8,16 @@ module wraps the pure-torch ops of :mod:`vitq_plugins.ops`:
   :class:`Uint8ActPerTensorMinMax`, :class:`Uint8ActPerTensorPercentile`, :class:`Uint8ActPerTensorOMSE`,
   :class:`Int8ActPerTensorMinMax` (signed symmetric) and :class:`Int8WeightPerChannelMinMax`
   (``ops.uniform``: ``scale = max|w| / ((qmax - qmin) / 2)`` per output channel);
-* FQ-ViT Power-of-Two Factor for LayerNorm inputs (arXiv 2111.13824 §3.2, eqs. 9-10):
-  :class:`Int8ActPTS` / :class:`Int8ActPerChannelPTS` (``papers.fqvit.pts.PTSObserver``: scale ``s * 2^alpha_c``);
-* FQ-ViT log2 attention map (arXiv 2111.13824 §3.3, eq. 13): :class:`Uint4ActLog2`, with its own proxy class
-  :class:`Log2ActQuantProxy` so that export handlers can be attached to it;
-* MPTQ-style OPT-m post-GELU twin scales (arXiv 2401.14895): :class:`Uint8ActOPTm` (``papers.mptq.optm``);
-* the I-ViT kernels (arXiv 2207.01405 §3.3-3.5) take their *input* quantizer from here
-  (:class:`Int8ActShiftmaxInput`, :class:`Int8ActShiftGELUInput`, :class:`Int8ActILayerNormInput`); the
-  integer kernel itself runs in the module (:mod:`vitq_plugins.brevitas.modules`), selected by the injector's
-  ``vitq_kernel`` attribute.
+* :class:`CalibratedQuant`, the base of every stateful ``tensor_quant`` (a paper's non-uniform quantizer
+  subclasses it and composes its injector from the ones here; see :mod:`vitq_plugins.brevitas.extension`).
+
+An injector whose ``vitq_kernel`` is set quantizes the *input* of an integer kernel that the owning module
+(:mod:`vitq_plugins.brevitas.modules`) looks up in :mod:`vitq_plugins.brevitas.kernels`.
 
 Calibration protocol (Brevitas ``calibration_mode``): in training mode with ``observer_only`` set, a
 ``tensor_quant`` feeds the batch to its streaming observer and passes the input through; on exit
 ``init_scale()`` freezes the parameters into buffers (memory does not grow with the number of batches).
-Buffers are restored with :meth:`_CalibratedQuant._load_from_state_dict`, which resizes them to the stored
+Buffers are restored with :meth:`CalibratedQuant._load_from_state_dict`, which resizes them to the stored
 shape and, like Brevitas' own scaling modules, drops them from ``missing_keys`` when
 ``brevitas.config.IGNORE_MISSING_KEYS`` is set (``layerwise_quantize`` loads the float state into new modules).
 """
@@ -32,7 +28,6 @@ from typing import Any
 
 import brevitas.config
 from brevitas.inject import ExtendedInjector
-from brevitas.inject import value
 from brevitas.inject.enum import FloatToIntImplType
 from brevitas.proxy import ActQuantProxyFromInjector
 from brevitas.proxy import WeightQuantProxyFromInjector
@@ -41,25 +36,14 @@ from torch import nn
 
 from vitq_plugins.core.errors import VitqError
 from vitq_plugins.ops import uniform as _uniform
-from vitq_plugins.papers.fqvit import lis as _lis
-from vitq_plugins.papers.fqvit import pts as _pts
 
 __all__ = [
-    "Int8ActILayerNormInput",
-    "Int8ActPTS",
-    "Int8ActPerChannelPTS",
+    "CalibratedQuant",
     "Int8ActPerTensorMinMax",
-    "Int8ActShiftGELUInput",
-    "Int8ActShiftmaxInput",
     "Int8WeightPerChannelMinMax",
-    "Log2ActQuantProxy",
-    "Log2Quant",
-    "TwinActQuantProxy",
+    "IntegerKernelInputMixin",
     "ObserverActQuant",
-    "OPTmActQuant",
-    "PTSActQuant",
-    "Uint4ActLog2",
-    "Uint8ActOPTm",
+    "Quant",
     "Uint8ActPerTensorMinMax",
     "Uint8ActPerTensorOMSE",
     "Uint8ActPerTensorPercentile",
@@ -67,6 +51,7 @@ __all__ = [
     "tensor_quant_of",
 ]
 
+#: what a ``tensor_quant`` returns: ``(value, scale, zero_point, bit_width)``
 Quant = tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None, torch.Tensor | None]
 
 
@@ -76,8 +61,13 @@ def tensor_quant_of(proxy: Any) -> Any:
     return None if fused is None else getattr(fused, "tensor_quant", None)
 
 
-class _CalibratedQuant(nn.Module):
-    """Base of the stateful tensor quantizers: observe in training mode, fake-quantize when frozen."""
+class CalibratedQuant(nn.Module):
+    """Base of the stateful tensor quantizers: observe in training mode, fake-quantize when frozen.
+
+    A subclass implements :meth:`_new_observer` (an object with ``update(x)``) and :meth:`_freeze` (copy the
+    observer's result into buffers); its ``forward`` calls :meth:`observe` in training mode and
+    :meth:`_check` before using the frozen buffers.
+    """
 
     calibrated: torch.Tensor
 
@@ -141,7 +131,7 @@ class _CalibratedQuant(nn.Module):
         return torch.tensor(float(self.bits), device=like.device)
 
 
-class ObserverActQuant(_CalibratedQuant):
+class ObserverActQuant(CalibratedQuant):
     """Per-tensor uniform activation quantizer around an ``ops.uniform`` observer.
 
     Args:
@@ -227,168 +217,6 @@ class UniformWeightQuant(nn.Module):
         return y, s, torch.zeros_like(s), torch.tensor(float(self.bits), device=w.device)
 
 
-class PTSActQuant(_CalibratedQuant):
-    """FQ-ViT Power-of-Two-Factor quantizer of a LayerNorm input ``(..., C)`` (``papers.fqvit.pts``).
-
-    Args:
-        bit_width: code bits (unsigned).
-        num_channels: ``C``.
-        pts_k: largest factor exponent ``K`` (FQ-ViT: 3).
-        pts_stats: ``"all"`` or ``"last"`` (see :class:`vitq_plugins.papers.fqvit.pts.PTSObserver`).
-        pts_zero_point: ``"official"`` or ``"paper"``.
-    """
-
-    def __init__(
-        self, bit_width: int, num_channels: int, pts_k: int, pts_stats: str, pts_zero_point: str
-    ) -> None:
-        super().__init__(bit_width)
-        self.num_channels, self.k = int(num_channels), int(pts_k)
-        self.stats, self.zp_mode = str(pts_stats), str(pts_zero_point)
-        self.register_buffer("scale_base", torch.ones(()))
-        self.register_buffer("alpha", torch.zeros(self.num_channels, dtype=torch.int64))
-        self.register_buffer("zero_point", torch.zeros(()))
-
-    def _new_observer(self) -> Any:
-        return _pts.PTSObserver(self.num_channels, self.bits, self.k, self.stats, self.zp_mode)  # type: ignore[arg-type]
-
-    def _freeze(self, observer: Any) -> None:
-        p = observer.compute()
-        self.scale_base = p.scale_base.reshape(()).float()
-        self.alpha = p.alpha.to(torch.int64)
-        self.zero_point = p.zero_point.reshape(()).float()
-
-    def params(self) -> Any:
-        """The frozen :class:`vitq_plugins.papers.fqvit.pts.PTSParams`."""
-        return _pts.PTSParams(self.scale_base, self.alpha, self.zero_point.long(), self.bits)
-
-    def forward(self, x: torch.Tensor) -> Quant:
-        if self.training:
-            self.observe(x)
-            return x, None, None, None
-        self._check()
-        p = self.params()
-        scale = p.scale.reshape(1, 1, -1).float()
-        zp = self.zero_point.expand(self.num_channels).reshape(1, 1, -1)
-        if x.dim() == 0:  # Brevitas' sentinel call to read scale/zero-point
-            return x, scale, zp, self._bw(x)
-        y = _pts.pts_fake_quant(x, p)
-        return y, scale, zp, self._bw(x)
-
-
-class Log2Quant(nn.Module):
-    """Unsigned log2 quantizer of probabilities: ``2^-round(-log2 p)``, 0 for codes ``>= 2^b`` (``papers.fqvit.lis``).
-
-    Stateless; in calibration mode it passes the input through. ``papers.fqvit.lis`` supports ``b <= 6``; wider codes
-    (the registry allows 8) are computed with 6-bit codes, which already resolve down to ``2^-63`` and are
-    numerically identical in float32 for softmax outputs of rows with fewer than ``2^40`` entries.
-    """
-
-    MAX_CODE_BITS = 6
-
-    def __init__(self, bit_width: int) -> None:
-        super().__init__()
-        self.bits = int(bit_width)
-        self.code_bits = min(self.bits, self.MAX_CODE_BITS)
-        self.observer_only = False
-
-    def forward(self, x: torch.Tensor) -> Quant:
-        if self.training and self.observer_only:
-            return x, None, None, None
-        one = torch.ones((), device=x.device)
-        deq = _lis.log2_fake_quant(x.clamp(0.0, 1.0), self.code_bits).to(x.dtype)
-        y = x + (deq - x).detach() if x.requires_grad and torch.is_grad_enabled() else deq
-        return y, one, torch.zeros_like(one), torch.tensor(float(self.bits), device=x.device)
-
-
-class Log2ActQuantProxy(ActQuantProxyFromInjector):  # type: ignore[misc]
-    """Dedicated proxy type of :class:`Uint4ActLog2` (export handlers match proxies by exact type)."""
-
-
-class TwinActQuantProxy(ActQuantProxyFromInjector):  # type: ignore[misc]
-    """Dedicated proxy type of :class:`Uint8ActOPTm` (two scales: exported by vitq's own handlers)."""
-
-
-class OPTmActQuant(_CalibratedQuant):
-    """MPTQ-style OPT-m post-GELU twin-scale quantizer (``papers.mptq.optm``).
-
-    Negative values use ``delta_n``, positive ``delta_p = 2^m * delta_n`` on one signed ``b``-bit grid; ``m``
-    and ``delta_n`` minimise the output MSE of the consuming Linear (:attr:`next_linear`, set by the owning
-    :class:`~vitq_plugins.brevitas.modules.QuantGELU`; identity if unset), searched on a bounded uniform
-    reservoir of calibration tokens.
-
-    Args:
-        bit_width: code bits (sign included).
-        optm_max_m: largest ``m`` searched (``m in 0..optm_max_m``).
-        optm_samples: calibration tokens kept for the search (memory bound).
-    """
-
-    def __init__(self, bit_width: int, optm_max_m: int, optm_samples: int) -> None:
-        super().__init__(bit_width)
-        self.max_m, self.samples = int(optm_max_m), int(optm_samples)
-        self.register_buffer("delta_n", torch.ones(()))
-        self.register_buffer("m", torch.zeros((), dtype=torch.int64))
-        self.next_linear: list[nn.Module] = []
-
-    def _new_observer(self) -> Any:
-        return _Reservoir(self.samples)
-
-    def _freeze(self, observer: Any) -> None:
-        from vitq_plugins.papers.mptq import optm as _optm
-
-        x = observer.data()
-        if self.next_linear:
-            lin: Any = self.next_linear[0]
-            weight = lin.weight.detach()
-        else:
-            weight = torch.eye(x.shape[-1])
-        res = _optm.search_optm(x, weight, None, self.bits, m_values=range(self.max_m + 1))
-        self.delta_n = torch.tensor(float(res.delta_n))
-        self.m = torch.tensor(int(res.m), dtype=torch.int64)
-
-    def forward(self, x: torch.Tensor) -> Quant:
-        if self.training:
-            self.observe(x)
-            return x, None, None, None
-        self._check()
-        from vitq_plugins.papers.mptq import optm as _optm
-
-        if x.dim() == 0:
-            y = x
-        else:
-            y = _optm.twin_fake_quant(x, self.delta_n, int(self.m), self.bits)
-        s = self.delta_n
-        return y, s, torch.zeros_like(s), self._bw(x)
-
-
-class _Reservoir:
-    """A uniform sample of at most ``size`` tokens (rows over the last dim) of everything seen.
-
-    Memory is independent of the number of batches (random keys, keep the top ``size``).
-    """
-
-    def __init__(self, size: int) -> None:
-        self.size = size
-        self._keys = torch.empty(0)
-        self._rows: torch.Tensor | None = None
-        self._gen = torch.Generator().manual_seed(0)
-
-    def update(self, x: torch.Tensor) -> None:
-        rows = x.detach().reshape(-1, x.shape[-1]).float()
-        keys = torch.rand(rows.shape[0], generator=self._gen)
-        if self._rows is not None:
-            rows = torch.cat([self._rows, rows])
-            keys = torch.cat([self._keys, keys])
-        if keys.numel() > self.size:
-            idx = torch.topk(keys, self.size).indices
-            rows, keys = rows[idx], keys[idx]
-        self._rows, self._keys = rows, keys
-
-    def data(self) -> torch.Tensor:
-        if self._rows is None:
-            raise VitqError("OPT-m has no calibration data")
-        return self._rows
-
-
 # --- injectors ---------------------------------------------------------------------------------
 
 
@@ -461,103 +289,15 @@ class Int8WeightPerChannelMinMax(ExtendedInjector):  # type: ignore[misc]
     vitq_name = ""
 
 
-def _pts_channels(module: Any, channels: int) -> int:
-    if channels:
-        return int(channels)
-    shape = getattr(module, "normalized_shape", None)
-    if shape is None:
-        raise VitqError("PTS needs the channel count: use it on a LayerNorm or set .let(channels=C)")
-    return int(shape[-1])
+class IntegerKernelInputMixin(ExtendedInjector):  # type: ignore[misc]
+    """Mixin of an injector that quantizes the *input* of an integer kernel instead of an op's output.
 
-
-class Int8ActPerChannelPTS(Uint8ActPerTensorMinMax):
-    """FQ-ViT PTS quantizer of LayerNorm inputs: scale ``s * 2^alpha_c`` per channel (unsigned codes).
-
-    The channel count is read from the owning layer (``normalized_shape``), so it is usable as
-    ``input_quant=`` of :class:`vitq_plugins.brevitas.modules.QuantLayerNorm`.
-
-    Example:
-        >>> from vitq_plugins.brevitas.modules import QuantLayerNorm
-        >>> ln = QuantLayerNorm(64, input_quant=Int8ActPerChannelPTS.let(pts_k=3), input_bit_width=6)
+    ``vitq_kernel`` names the kernel (registered with :func:`vitq_plugins.brevitas.kernels.register_kernel`)
+    that the owning :class:`~vitq_plugins.brevitas.modules.QuantSoftmax` / ``QuantGELU`` / ``QuantLayerNorm``
+    runs on the codes; ``out_bits`` and ``shift_n`` are the kernel's parameters (copied to the module as
+    ``out_bits`` and ``n``). Put it first in the bases: ``class X(IntegerKernelInputMixin, Int8ActPerTensorMinMax)``.
     """
 
-    tensor_quant = PTSActQuant  # type: ignore[assignment]
-    pts_k = 3
-    pts_stats = "all"
-    pts_zero_point = "official"
-    channels = 0
-
-    num_channels = value(_pts_channels)
-
-
-#: Alias matching frameworks.md's name.
-Int8ActPTS = Int8ActPerChannelPTS
-
-
-class Uint4ActLog2(ExtendedInjector):  # type: ignore[misc]
-    """FQ-ViT log2 quantizer of the attention map (4-bit codes, 0 for underflow).
-
-    Example:
-        >>> from vitq_plugins.brevitas.modules import QuantSoftmax
-        >>> sm = QuantSoftmax(dim=-1, act_quant=Uint4ActLog2.let(bit_width=3))
-    """
-
-    proxy_class = Log2ActQuantProxy
-    tensor_quant = Log2Quant
-    float_to_int_impl_type = FloatToIntImplType.ROUND
-    bit_width = 4
-    signed = False
-    narrow_range = False
     vitq_kernel = ""
-    vitq_name = ""
-
-
-class Uint8ActOPTm(Uint8ActPerTensorMinMax):
-    """MPTQ-style OPT-m twin-scale quantizer of the post-GELU activation.
-
-    Example:
-        >>> from brevitas.nn import QuantIdentity
-        >>> q = QuantIdentity(act_quant=Uint8ActOPTm.let(optm_max_m=6), return_quant_tensor=False)
-    """
-
-    proxy_class = TwinActQuantProxy
-    tensor_quant = OPTmActQuant  # type: ignore[assignment]
-    signed = True
-    optm_max_m = 8
-    optm_samples = 512
-
-
-class Int8ActShiftmaxInput(Int8ActPerTensorMinMax):
-    """Input (attention logits) quantizer of I-ViT Shiftmax; ``out_bits`` = Shiftmax output bits.
-
-    Example:
-        >>> q = Int8ActShiftmaxInput.let(out_bits=8, shift_n=15)
-    """
-
-    vitq_kernel = "shiftmax"
     out_bits = 8
-    shift_n = 15
-
-
-class Int8ActShiftGELUInput(Int8ActPerTensorMinMax):
-    """Input quantizer of I-ViT ShiftGELU (signed symmetric); ``out_bits`` = sigmoid output bits.
-
-    Example:
-        >>> q = Int8ActShiftGELUInput.let(bit_width=8, shift_n=23)
-    """
-
-    vitq_kernel = "shiftgelu"
-    out_bits = 8
-    shift_n = 23
-
-
-class Int8ActILayerNormInput(Int8ActPerTensorMinMax):
-    """Input quantizer of I-ViT I-LayerNorm (signed symmetric; the LayerNorm then runs in integers).
-
-    Example:
-        >>> q = Int8ActILayerNormInput.let(bit_width=16)
-    """
-
-    vitq_kernel = "ilayernorm"
-    out_bits = 0
     shift_n = 0
