@@ -86,6 +86,8 @@ class QuantizerSpec:
         backends: wing name -> ``"module:attr"`` of its adapter factory.
         wing_bits: wing name -> ``(min, max)`` where a wing supports fewer bit-widths than the quantizer
             (e.g. FX's 8-bit containers); validated once, when the config is planned.
+        integer: the module whose import registers this quantizer's integer forms for the integer-only
+            program (``vitq_plugins.intexec.extension.register_integer_form``); empty: it has none.
 
     Example:
         >>> QuantizerSpec(name="q", sites={"act"}, min_bits=2, max_bits=8, default_bits=8, description="d")
@@ -102,6 +104,7 @@ class QuantizerSpec:
     paper: str = ""
     backends: Mapping[str, str] = field(default_factory=dict)
     wing_bits: Mapping[str, tuple[int, int]] = field(default_factory=dict)
+    integer: str = ""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "sites", frozenset(self.sites))
@@ -160,6 +163,7 @@ class QuantizerSpec:
             "default_bits": self.default_bits,
             "backends": sorted(self.backends),
             "wing_bits": {k: list(v) for k, v in sorted(self.wing_bits.items())},
+            "integer": bool(self.integer),
             "description": self.description,
             "paper": self.paper,
         }

@@ -147,34 +147,22 @@ def register_integer_form(kind: str, name: str) -> Callable[[_F], _F]:
 
 
 def _discover(name: str) -> None:
-    """Import the ``integer`` module nearest to the wing adapters of quantizer ``name`` (once per name).
-
-    For an adapter ``pkg.paper.wing:attr`` that is ``pkg.paper.integer`` (then ``pkg.integer``, and so on up).
-    """
+    """Import the module quantizer ``name`` declares for its integer forms (``QuantizerSpec.integer``), once."""
     if name in _DISCOVERED:
         return
     _DISCOVERED.add(name)
     from vitq_plugins.core.manager import get_host
 
     quantizers = get_host().quantizers
-    if name not in quantizers:
+    if name not in quantizers or not quantizers.get(name).integer:
         return
-    for ref in quantizers.get(name).backends.values():
-        parts = str(ref).split(":", 1)[0].split(".")
-        for depth in range(len(parts) - 1, 0, -1):
-            if _import_if_present(".".join(parts[:depth]) + ".integer"):
-                break
-
-
-def _import_if_present(module: str) -> bool:
-    """Import ``module``; ``False`` when it (or a package above it) does not exist."""
+    module = quantizers.get(name).integer
     try:
         importlib.import_module(module)
-    except ModuleNotFoundError as exc:
-        if exc.name is None or not (module == exc.name or module.startswith(exc.name + ".")):
-            raise
-        return False
-    return True
+    except ImportError as exc:
+        raise VitqError(
+            f"quantizer {name!r}: cannot import its integer forms from {module!r}: {exc}"
+        ) from exc
 
 
 def find_integer_form(kind: str, name: str, wing: str = "") -> type | None:

@@ -32,6 +32,7 @@ def vitq_register_quantizers(registry: Registry[QuantizerSpec]) -> None:
             description="Power-of-Two Factor: one layer scale s, channel c uses s*2^alpha_c, alpha_c in 0..K",
             paper="FQ-ViT arXiv 2111.13824 §3.2, eqs. 9-10",
             backends=_refs("pts"),
+            integer="vitq_plugins.papers.fqvit.integer",
             wing_bits={"fx": (2, 8)},  # FX: quint8/qint8 containers
         ),
     )
@@ -46,6 +47,7 @@ def vitq_register_quantizers(registry: Registry[QuantizerSpec]) -> None:
             description="Log-Int-Softmax: b-bit log2 codes of the attention map, attn@V as shifts",
             paper="FQ-ViT arXiv 2111.13824 §3.3, eqs. 13-16",
             backends=_refs("lis"),
+            integer="vitq_plugins.papers.fqvit.integer",
             wing_bits={"fx": (2, 6)},  # FX: the shift-based attn@V of 8-bit containers
         ),
     )

@@ -32,6 +32,7 @@ def vitq_register_quantizers(registry: Registry[QuantizerSpec]) -> None:
             description="Shiftmax: integer softmax from shift-based exp (x*log2e by shifts, 2^r ~ r/2+1)",
             paper="I-ViT arXiv 2207.01405 §3.3, eqs. 9-14",
             backends=_refs("shiftmax"),
+            integer="vitq_plugins.papers.ivit.integer",
         ),
     )
     registry.register(
@@ -45,6 +46,7 @@ def vitq_register_quantizers(registry: Registry[QuantizerSpec]) -> None:
             description="ShiftGELU: x*sigmoid(1.702x) with shift-based exps",
             paper="I-ViT arXiv 2207.01405 §3.4, eqs. 15-17",
             backends=_refs("shiftgelu"),
+            integer="vitq_plugins.papers.ivit.integer",
         ),
     )
     registry.register(
@@ -58,6 +60,7 @@ def vitq_register_quantizers(registry: Registry[QuantizerSpec]) -> None:
             description="I-LayerNorm: integer mean/variance, Newton integer sqrt, dyadic affine",
             paper="I-ViT arXiv 2207.01405 §3.5",
             backends=_refs("ilayernorm"),
+            integer="vitq_plugins.papers.ivit.integer",
         ),
     )
 
