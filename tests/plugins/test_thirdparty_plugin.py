@@ -185,7 +185,8 @@ def test_brevitas_exports_run(fmt: str, host: Any, data: SimpleNamespace, tmp_pa
 
 
 @pytest.mark.parametrize(
-    ("backend", "export"), [("brevitas", "int-onnx"), ("fx", "int-onnx"), ("brevitas", "qonnx")]
+    ("backend", "export"),
+    [("brevitas", "int-onnx"), ("fx", "int-onnx"), ("brevitas", "qcdq"), ("brevitas", "qonnx")],
 )
 def test_pipeline_exports(backend: str, export: str, host: Any, tmp_path: Path) -> None:
     """The public pipeline quantizes with the plugin's recipe and writes each export."""
