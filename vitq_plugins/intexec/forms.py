@@ -150,13 +150,15 @@ def _discover(name: str) -> None:
     """Import the module quantizer ``name`` declares for its integer forms (``QuantizerSpec.integer``), once."""
     if name in _DISCOVERED:
         return
-    _DISCOVERED.add(name)
     from vitq_plugins.core.manager import get_host
 
     quantizers = get_host().quantizers
-    if name not in quantizers or not quantizers.get(name).integer:
-        return
+    if name not in quantizers:
+        return  # not registered (yet): a later host may know it, so nothing is remembered
+    _DISCOVERED.add(name)
     module = quantizers.get(name).integer
+    if not module:
+        return
     try:
         importlib.import_module(module)
     except ImportError as exc:

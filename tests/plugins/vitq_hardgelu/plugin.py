@@ -26,6 +26,7 @@ def vitq_register_quantizers(registry: Registry[QuantizerSpec]) -> None:
             paper=PAPER,
             backends={"brevitas": "vitq_hardgelu.brevitas:hardgelu", "fx": "vitq_hardgelu.fx:hardgelu"},
             wing_bits={"fx": (2, 8)},
+            integer="vitq_hardgelu.integer",
         ),
     )
 
