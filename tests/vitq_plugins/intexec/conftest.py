@@ -35,10 +35,10 @@ def ref_data() -> SimpleNamespace:
 def build_program(data: SimpleNamespace, backend: str, recipe: str, **cfg: Any) -> SimpleNamespace:
     """``data`` plus ``qmodel`` (calibrated by ``backend``) and ``executor`` (its integer program)."""
     torch.set_num_threads(1)
+    from vitq_plugins.brevitas.integer import convert_brevitas
     from vitq_plugins.config import QuantConfig
     from vitq_plugins.core.manager import get_host
-    from vitq_plugins.intexec import convert_brevitas
-    from vitq_plugins.intexec import convert_fx
+    from vitq_plugins.fx.integer import convert_fx
 
     impl = get_host().backends.get(backend).load()
     with torch.random.fork_rng(devices=[]):

@@ -28,28 +28,28 @@ import torch
 from torch import nn
 
 from vitq_plugins.core.errors import VitqError
-from vitq_plugins.intexec.executor import IntExecutor
-from vitq_plugins.intexec.forms import discover_integer_forms
-from vitq_plugins.intexec.forms import find_integer_form
-from vitq_plugins.intexec.forms import integer_form_names
-from vitq_plugins.intexec.generic import GeluTable
-from vitq_plugins.intexec.layers import RESIDUAL_EXTRA_BITS
-from vitq_plugins.intexec.layers import IntAttention
-from vitq_plugins.intexec.layers import IntBlock
-from vitq_plugins.intexec.layers import IntEmbed
-from vitq_plugins.intexec.layers import IntHead
-from vitq_plugins.intexec.layers import IntLayerNorm
-from vitq_plugins.intexec.layers import IntLinear
-from vitq_plugins.intexec.layers import IntMlp
-from vitq_plugins.intexec.layers import ResidualAdd
-from vitq_plugins.intexec.recorder import INT32_MAX
-from vitq_plugins.intexec.recorder import INT32_MIN
-from vitq_plugins.intexec.requant import QParams
-from vitq_plugins.intexec.requant import Requant
-from vitq_plugins.intexec.sites import AttentionSite
-from vitq_plugins.intexec.sites import GeluSite
-from vitq_plugins.intexec.sites import LayerNormSite
-from vitq_plugins.intexec.sites import grid_span
+from vitq_plugins.intexec.extension import INT32_MAX
+from vitq_plugins.intexec.extension import INT32_MIN
+from vitq_plugins.intexec.extension import RESIDUAL_EXTRA_BITS
+from vitq_plugins.intexec.extension import AttentionSite
+from vitq_plugins.intexec.extension import GeluSite
+from vitq_plugins.intexec.extension import GeluTable
+from vitq_plugins.intexec.extension import IntAttention
+from vitq_plugins.intexec.extension import IntBlock
+from vitq_plugins.intexec.extension import IntEmbed
+from vitq_plugins.intexec.extension import IntExecutor
+from vitq_plugins.intexec.extension import IntHead
+from vitq_plugins.intexec.extension import IntLayerNorm
+from vitq_plugins.intexec.extension import IntLinear
+from vitq_plugins.intexec.extension import IntMlp
+from vitq_plugins.intexec.extension import LayerNormSite
+from vitq_plugins.intexec.extension import QParams
+from vitq_plugins.intexec.extension import Requant
+from vitq_plugins.intexec.extension import ResidualAdd
+from vitq_plugins.intexec.extension import discover_integer_forms
+from vitq_plugins.intexec.extension import find_integer_form
+from vitq_plugins.intexec.extension import grid_span
+from vitq_plugins.intexec.extension import integer_form_names
 
 __all__ = ["convert_brevitas", "float_ops_left"]
 
@@ -452,4 +452,6 @@ def convert_brevitas(qmodel: nn.Module, recipe: str = "") -> IntExecutor:
     )
     ln = _ln(m.norm, gn, head.layer.inp, "norm")
     ih = IntHead(pre, stream.zero_point, ln, head.layer, rq_out)
-    return IntExecutor(embed, blocks, ih, in_grid, out_scale, recipe).eval()
+    from vitq_plugins.brevitas.integer_taps import FakeQuantTaps
+
+    return IntExecutor(embed, blocks, ih, in_grid, out_scale, recipe, code_taps=FakeQuantTaps).eval()
