@@ -9,7 +9,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from vitq_plugins.brevitas.integer import proxy_quantizer
+from vitq_plugins.brevitas.integer_check import proxy_quantizer
 from vitq_plugins.brevitas.quant import ObserverActQuant
 from vitq_plugins.intexec.extension import find_integer_form
 
