@@ -6,7 +6,7 @@ calibrated on the Brevitas backend, converted to the integer program of :mod:`vi
 1. checked with the float-op guard (no floating-point tensor op inside the program);
 2. compared with the fake-quant model on the bundled test images: top-1 agreement, top-1 of both,
    logit error in output steps, per-quantizer max code error, overflow counters. Brevitas: against the
-   fake-quant model evaluated exactly (float64, same weight codes and grids: ``intexec.float64_reference``)
+   fake-quant model evaluated exactly (float64, same weight codes and grids: ``vitq_plugins.brevitas.reference.float64_reference``)
    and as it normally runs (float32); the float32-vs-float64 agreement of the fake-quant model itself is its
    rounding-tie noise floor. ``--backend fx``: against the converted torch.ao model (x86 quantized kernels);
 3. exported to ONNX with integer ops and run by ONNX Runtime: outputs must equal the executor's bit for bit;
@@ -98,11 +98,11 @@ def main(argv: list[str] | None = None) -> int:
         args.n_eval, args.no_noise_floor = min(args.n_eval, 2 * args.batch), True
     torch.set_num_threads(1)  # accuracy passes on one thread (shared machine); timing uses --threads
 
+    from vitq_plugins.brevitas.integer import convert_brevitas
+    from vitq_plugins.brevitas.reference import float64_reference
     from vitq_plugins.config import QuantConfig
     from vitq_plugins.core.manager import get_host
-    from vitq_plugins.intexec import convert_brevitas
-    from vitq_plugins.intexec import convert_fx
-    from vitq_plugins.intexec import float64_reference
+    from vitq_plugins.fx.integer import convert_fx
     from vitq_plugins.intexec import run_integer_only
     from vitq_plugins.intexec.onnx_export import export_int_onnx
     from vitq_plugins.intexec.report import agreement_report

@@ -329,11 +329,7 @@ def run_quantize(
     fp_model, model_name = resolve_model(model, host=host, pretrained=pretrained, arch=arch)
     plan = plan_sites(fp_model, cfg, host, backend=backend, validated=True)  # layer keys checked here
     check_export = getattr(impl, "check_export", None)  # optional Backend method: fail before any work
-    if export == "int-onnx":  # the integer program is built by intexec, which reaches the wings itself
-        from vitq_plugins.intexec.backends import check_integer_form
-
-        check_integer_form(backend, fp_model, cfg)
-    elif export != "none" and callable(check_export):
+    if export != "none" and callable(check_export):
         check_export(fp_model, cfg, export)
     calib_loader, calib_name = split_loader(
         fp_model, data, "calib", n_calib, seed, host, batch_size=batch_size
@@ -402,14 +398,7 @@ def run_quantize(
     with _staged_dir(out) as tmp:
         if export != "none":
             with progress_bar(1, f"export {export}", "file", show=False) as step:
-                if export == "int-onnx":
-                    from vitq_plugins.intexec.backends import export_integer_onnx
-
-                    written = export_integer_onnx(
-                        backend, qmodel, tmp / EXPORT_FILES[export], example, cfg.recipe
-                    )
-                else:
-                    written = Path(impl.export(qmodel, export, tmp / EXPORT_FILES[export], example))
+                written = Path(impl.export(qmodel, export, tmp / EXPORT_FILES[export], example))
                 step.update(1)
             result["export_path"] = str(out / written.relative_to(tmp))
         _write_json(tmp / CONFIG_FILE, cfg.to_dict())

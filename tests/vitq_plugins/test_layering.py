@@ -1,8 +1,11 @@
 """Imports flow one way (every ``import``, also the lazy ones inside functions).
 
-numerics (``ops``) <- framework wings (``brevitas``, ``fx``; never each other) <- consumers of the wings
-(``intexec``, ``search``, ``pipeline``, ``commands``, the CLI); the plugin core (``core``, ``config``,
-``sites``, ``builtin``) knows no framework, nor does the executor seam (``executors``), which the consumers use. A wing never reaches up into a consumer.
+numerics (``ops``) and the framework-free integer IR (``intexec``) <- framework wings (``brevitas``, ``fx``;
+never each other; each converts into the IR in its own ``integer`` module) <- papers (``papers``, which
+register themselves and use only the wings' and the IR's public APIs) <- consumers (``search``, ``pipeline``,
+``commands``, the CLI); the plugin core (``core``, ``config``, ``sites``, ``builtin``) knows no framework, nor
+does the executor seam (``executors``), which the consumers use. A wing never reaches up into a paper or a
+consumer, and the IR into neither.
 """
 
 from __future__ import annotations
@@ -33,9 +36,11 @@ FORBIDDEN: dict[str, set[str]] = {
     "sites": {"brevitas", "fx", "intexec", "pipeline", "search", "commands", "cli"},
     "builtin": {"brevitas", "fx", "intexec", "pipeline", "search", "commands", "cli"},
     "transforms": {"brevitas", "fx", "intexec", "pipeline", "search", "commands", "cli"},
-    "brevitas": {"fx", "intexec", "pipeline", "search", "commands", "cli", "evaluation"},
-    "fx": {"brevitas", "intexec", "pipeline", "search", "commands", "cli", "evaluation"},
-    "intexec": {"pipeline", "search", "commands", "cli"},
+    "brevitas": {"fx", "papers", "pipeline", "search", "commands", "cli", "evaluation"},
+    "fx": {"brevitas", "papers", "pipeline", "search", "commands", "cli", "evaluation"},
+    # the integer IR (kernels, forms, executor, ONNX emitter) reaches a wing only through the backend registry
+    "intexec": {"brevitas", "fx", "papers", "pipeline", "search", "commands", "cli"},
+    "papers": {"pipeline", "search", "commands", "cli"},
     "pipeline": {"brevitas", "fx", "commands", "cli"},  # it reaches a wing through the registry
     # the executor seam runs any function it is given: it knows no numerics, wing or consumer
     "executors": {
@@ -81,5 +86,26 @@ def test_imports_flow_one_way(unit: str) -> None:
         f"{p.relative_to(PKG)} imports vitq_plugins.{dep}"
         for p in files
         for dep in _imports(p) & FORBIDDEN[unit]
+    }
+    assert not bad, sorted(bad)
+
+
+def _third_party(path: Path) -> set[str]:
+    out: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            out.add(node.module)
+        elif isinstance(node, ast.Import):
+            out.update(a.name for a in node.names)
+    return out
+
+
+def test_integer_ir_is_framework_free() -> None:
+    """``intexec`` imports no quantization framework (Brevitas, torch.ao): the wings convert into it."""
+    bad = {
+        f"{p.relative_to(PKG)} imports {mod}"
+        for p in (PKG / "intexec").rglob("*.py")
+        for mod in _third_party(p)
+        if mod.split(".")[0] in {"brevitas", "qonnx"} or mod.startswith(("torch.ao", "torch.fx"))
     }
     assert not bad, sorted(bad)

@@ -21,11 +21,15 @@ from vitq_plugins.brevitas.calibrate import calibrate
 from vitq_plugins.brevitas.layers import build_quant_model
 from vitq_plugins.brevitas.layers import carried_sites
 from vitq_plugins.config import QuantConfig
-from vitq_plugins.core.errors import VitqError
 from vitq_plugins.core.manager import get_host
 from vitq_plugins.sites import plan_sites
 
 __all__ = ["BACKEND", "BrevitasBackend"]
+
+#: export format -> the method that writes it (``int-onnx``: the integer program, see :mod:`vitq_plugins.intexec`)
+_EXPORTS: dict[str, str] = {"qonnx": "_export_onnx", "qcdq": "_export_onnx", "int-onnx": "_export_integer"}
+#: export format -> the method that fails before any work when a config cannot produce it
+_EXPORT_CHECKS: dict[str, str] = {"int-onnx": "_check_integer"}
 
 
 class BrevitasBackend:
@@ -96,6 +100,7 @@ class BrevitasBackend:
             gptq_stats = apply_gptq(qmodel, batches, gptq_layers(plan, qmodel), gptq, progress=progress)
         build_quant_model(qmodel, config, host)
         self.last_calibration = calibrate(qmodel, batches, progress=progress)
+        setattr(qmodel, "vitq_recipe", config.recipe)  # noqa: B010 - read by integer_program
         if gptq_stats:
             self.last_calibration["gptq_seconds"] = gptq_stats["seconds"]
         return qmodel
@@ -107,19 +112,49 @@ class BrevitasBackend:
         return carried_sites(self.build(model, config))
 
     def export(self, qmodel: nn.Module, fmt: str, path: Path, example_input: torch.Tensor) -> Path:
-        """Export to ``"qonnx"`` or ``"qcdq"`` (see :mod:`vitq_plugins.brevitas.export`).
+        """Export to ``"qonnx"`` or ``"qcdq"`` (see :mod:`vitq_plugins.brevitas.export`), or ``"int-onnx"``: the
+        integer program (uint8 input codes -> int32 logits, :meth:`integer_program`) as ONNX integer ops."""
+        method = getattr(self, _EXPORTS.get(fmt, "_export_onnx"))
+        return Path(method(qmodel, fmt, Path(path), example_input))
 
-        ``"int-onnx"`` (the integer program: uint8 input codes -> int32 logits) is built from the calibrated
-        model by :func:`vitq_plugins.intexec.export_integer_onnx` (``vitq quantize --export int-onnx``).
+    def check_export(self, model: nn.Module, config: QuantConfig, fmt: str) -> None:
+        """Fail before any work if ``fmt`` cannot be produced for ``config`` (``int-onnx``: an op stays float).
+
+        Raises:
+            VitqError: names the first op without an integer form.
         """
-        if fmt == "int-onnx":
-            raise VitqError(
-                "the brevitas backend exports qonnx/qcdq; 'int-onnx' is built by vitq_plugins.intexec: "
-                "export_integer_onnx('brevitas', qmodel, path, example) or vitq quantize --export int-onnx"
-            )
+        check = _EXPORT_CHECKS.get(fmt)
+        if check is not None:
+            getattr(self, check)(model, config)
+
+    def integer_program(self, qmodel: nn.Module, recipe: str = "") -> Any:
+        """The integer program (:class:`vitq_plugins.intexec.IntExecutor`) of a calibrated model
+        (:func:`vitq_plugins.brevitas.integer.convert_brevitas`; ``recipe`` defaults to the one it was
+        quantized with)."""
+        from vitq_plugins.brevitas.integer import convert_brevitas
+
+        return convert_brevitas(qmodel, recipe or str(getattr(qmodel, "vitq_recipe", "")))
+
+    def integer_float_ops(self, model: nn.Module, config: QuantConfig) -> list[str]:
+        """Ops that ``config`` leaves in floating point on ``model`` (quantized, not calibrated)."""
+        from vitq_plugins.brevitas.integer import float_ops_left
+
+        return float_ops_left(self.build(model, config))
+
+    def _export_onnx(self, qmodel: nn.Module, fmt: str, path: Path, example_input: torch.Tensor) -> Path:
         from vitq_plugins.brevitas.export import export_model
 
-        return export_model(qmodel, fmt, Path(path), example_input)
+        return export_model(qmodel, fmt, path, example_input)
+
+    def _export_integer(self, qmodel: nn.Module, fmt: str, path: Path, example_input: torch.Tensor) -> Path:
+        from vitq_plugins.intexec.extension import export_int_onnx
+
+        return export_int_onnx(self.integer_program(qmodel), path, example_input)
+
+    def _check_integer(self, model: nn.Module, config: QuantConfig) -> None:
+        from vitq_plugins.intexec.extension import require_integer_form
+
+        require_integer_form(self.integer_float_ops(model, config), config.recipe)
 
     def info(self) -> dict[str, Any]:
         """Versions and capabilities."""
@@ -129,7 +164,7 @@ class BrevitasBackend:
             "name": self.name,
             "brevitas": getattr(brevitas, "__version__", "unknown"),
             "torch": torch.__version__,
-            "export_formats": ["qonnx", "qcdq", "int-onnx"],
+            "export_formats": list(_EXPORTS),
             "route": "layerwise_quantize (3 passes) + calibration_mode",
             "last_calibration": dict(self.last_calibration),
         }

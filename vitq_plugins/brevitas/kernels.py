@@ -140,5 +140,5 @@ def kernel_input_errors(quantizer: str) -> Iterator[None]:
 
 
 def out_dtype(like: torch.Tensor) -> torch.dtype:
-    """float64 in a float64 model (an exact evaluation, see ``intexec.reference``), float32 otherwise."""
+    """float64 in a float64 model (an exact evaluation, see ``vitq_plugins.brevitas.reference``), float32 otherwise."""
     return torch.float64 if like.dtype == torch.float64 else torch.float32

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from vitq_plugins.config import QuantConfig
     from vitq_plugins.sites import Site
 
-__all__ = ["Backend", "EXPORT_FORMATS"]
+__all__ = ["Backend", "EXPORT_FORMATS", "IntegerBackend"]
 
 #: Export formats a backend may support; ``"none"`` means no export.
 EXPORT_FORMATS: tuple[str, ...] = ("qonnx", "qcdq", "int-onnx", "none")
@@ -55,3 +55,23 @@ class Backend(Protocol):
     def export(self, qmodel: nn.Module, fmt: str, path: Path, example_input: torch.Tensor) -> Path: ...
 
     def info(self) -> dict[str, Any]: ...
+
+
+@runtime_checkable
+class IntegerBackend(Protocol):
+    """The optional integer entry points of a wing (I-ViT arXiv 2207.01405 integer-only inference).
+
+    A wing that converts its calibrated models into the framework-free integer program
+    (:class:`vitq_plugins.intexec.IntExecutor`) implements both; :mod:`vitq_plugins.intexec.backends` reaches
+    them by backend name. Such a wing also serves ``"int-onnx"`` through ``check_export`` (fail before any
+    work when an op stays floating point) and ``export`` (the integer ONNX graph), like any other format.
+    ``check_export(model, config, fmt)`` is itself optional for every wing: the pipeline calls it when present.
+    """
+
+    def integer_program(self, qmodel: nn.Module, recipe: str = "") -> Any:
+        """The integer program (``IntExecutor``) of a model calibrated by this wing."""
+        ...
+
+    def integer_float_ops(self, model: nn.Module, config: QuantConfig) -> list[str]:
+        """``["<op>: <why it stays float>", ...]`` of ``config`` on the float ``model``, without calibrating."""
+        ...

@@ -27,6 +27,11 @@ from vitq_plugins.sites import Site
 
 __all__ = ["BACKEND", "FxBackend", "example_input"]
 
+#: export format -> the method that writes it (``int-onnx``: the integer program, see :mod:`vitq_plugins.intexec`)
+_EXPORTS: dict[str, str] = {"int-onnx": "_export_integer"}
+#: export format -> the method that fails before any work when a config cannot produce it
+_EXPORT_CHECKS: dict[str, str] = {"int-onnx": "_check_integer"}
+
 
 def example_input(model: nn.Module, batch: int = 1) -> torch.Tensor:
     """A zero input of the model's native size (``pretrained_cfg['input_size']``, ``patch_embed`` or
@@ -55,7 +60,7 @@ def example_input(model: nn.Module, batch: int = 1) -> torch.Tensor:
 def _no_onnx(fmt: str) -> str:
     integer = ", ".join(n for n, r in get_host().recipes.items() if r.integer) or "none"
     return (
-        f"fx backend exports no {fmt!r} ONNX (only 'int-onnx', integer recipes: {integer}); "
+        f"fx backend exports no {fmt!r} ONNX (only {', '.join(map(repr, _EXPORTS))}, integer recipes: {integer}); "
         "use --backend brevitas"
     )
 
@@ -119,6 +124,7 @@ class FxBackend:
                 mod.finalize()
         torch.backends.quantized.engine = "x86"
         qm.vitq_sites = dict(prep.applied)  # type: ignore[assignment]
+        qm.vitq_recipe = config.recipe  # type: ignore[assignment]  # read by integer_program
         return qm
 
     def sites(self, model: nn.Module, config: QuantConfig) -> dict[str, str]:
@@ -127,30 +133,55 @@ class FxBackend:
         return dict(prep.applied)
 
     def export(self, qmodel: nn.Module, fmt: str, path: Path, example_input: torch.Tensor) -> Path:
-        """FX-converted models have no QONNX/QCDQ path (x86 quantized kernels do not export to ONNX).
-
-        ``"int-onnx"`` (recipes with an integer form, e.g. ``ivit`` and ``fqvit``: the integer program, uint8 input codes -> int32 logits)
-        is built from the converted model by :func:`vitq_plugins.intexec.export_integer_onnx`
-        (``vitq quantize --backend fx --export int-onnx``).
+        """Export ``"int-onnx"`` (recipes with an integer form, e.g. ``ivit`` and ``fqvit``): the integer program
+        (uint8 input codes -> int32 logits, :meth:`integer_program`) as ONNX integer ops. FX-converted models
+        have no QONNX/QCDQ path (x86 quantized kernels do not export to ONNX).
 
         Raises:
-            VitqError: always, naming the requested format and the way to get it.
+            VitqError: another format, naming the way to get it.
         """
-        if fmt == "int-onnx":
-            raise VitqError(
-                "'int-onnx' is built by vitq_plugins.intexec: export_integer_onnx('fx', qmodel, path, example) "
-                "or vitq quantize --backend fx --export int-onnx"
-            )
-        raise VitqError(_no_onnx(fmt))
+        method = _EXPORTS.get(fmt)
+        if method is None:
+            raise VitqError(_no_onnx(fmt))
+        return Path(getattr(self, method)(qmodel, Path(path), example_input))
 
     def check_export(self, model: nn.Module, config: QuantConfig, fmt: str) -> None:
-        """Fail before any work if ``fmt`` cannot be produced (``int-onnx`` is checked by the pipeline).
+        """Fail before any work if ``fmt`` cannot be produced (``int-onnx``: an op of ``config`` stays float).
 
         Raises:
-            VitqError: a format other than ``int-onnx`` and ``none``.
+            VitqError: a format this wing does not export (other than ``none``), or the first float op.
         """
-        if fmt not in ("none", "int-onnx"):
+        if fmt == "none":
+            return
+        if fmt not in _EXPORTS:
             raise VitqError(_no_onnx(fmt))
+        check = _EXPORT_CHECKS.get(fmt)
+        if check is not None:
+            getattr(self, check)(model, config)
+
+    def integer_program(self, qmodel: nn.Module, recipe: str = "") -> Any:
+        """The integer program (:class:`vitq_plugins.intexec.IntExecutor`) of a converted model
+        (:func:`vitq_plugins.fx.integer.convert_fx`; ``recipe`` defaults to the one it was quantized with)."""
+        from vitq_plugins.fx.integer import convert_fx
+
+        return convert_fx(qmodel, recipe or str(getattr(qmodel, "vitq_recipe", "")))
+
+    def integer_float_ops(self, model: nn.Module, config: QuantConfig) -> list[str]:
+        """Nodes that ``config`` leaves in floating point on ``model`` (after ``prepare_fx``, no calibration)."""
+        from vitq_plugins.fx.integer import fx_float_ops_left
+
+        prep = q.prepare(model, config, example_input(model), host=get_host())
+        return fx_float_ops_left(prep.model)
+
+    def _export_integer(self, qmodel: nn.Module, path: Path, example: torch.Tensor) -> Path:
+        from vitq_plugins.intexec.extension import export_int_onnx
+
+        return export_int_onnx(self.integer_program(qmodel), path, example)
+
+    def _check_integer(self, model: nn.Module, config: QuantConfig) -> None:
+        from vitq_plugins.intexec.extension import require_integer_form
+
+        require_integer_form(self.integer_float_ops(model, config), config.recipe)
 
     def info(self) -> dict[str, Any]:
         """Versions and capabilities."""
@@ -161,7 +192,7 @@ class FxBackend:
             "torch": torch.__version__,
             "engine": "x86",
             "engines": engines,
-            "export_formats": ["int-onnx"],
+            "export_formats": list(_EXPORTS),
             "api": "torch.ao.quantization.quantize_fx (deprecated, pytorch/ao#2259)",
         }
 

@@ -1,12 +1,14 @@
 """The integer program of a calibrated model, by backend name (the ``int-onnx`` export format).
 
-I-ViT (arXiv 2207.01405) integer-only inference: :func:`convert_brevitas` and :func:`convert_fx` turn a
-calibrated ``ivit`` (or ``fqvit``) model of their backend into an :class:`IntExecutor`. The framework wings
-do not know this package (imports flow one way: a wing never reaches up into a consumer), so the pipeline
-produces ``int-onnx`` here: :func:`check_integer_form` fails before any work when a recipe keeps an op in
-floating point, :func:`export_integer_onnx` converts and writes the ONNX graph of integer ops.
+I-ViT (arXiv 2207.01405) integer-only inference: each framework wing converts its calibrated models into an
+:class:`IntExecutor` in its own ``integer`` module and offers it through the optional integer entry points of
+the backend contract (:class:`vitq_plugins.core.backend.IntegerBackend`: ``integer_program`` and
+``integer_float_ops``); its ``check_export`` / ``export`` serve ``int-onnx`` like any other format. This
+module reaches a wing only through the ``backends`` registry (it imports none):
+:func:`check_integer_form` fails before any work when a recipe keeps an op in floating point,
+:func:`export_integer_onnx` converts and writes the ONNX graph of integer ops.
 
-A third-party backend adds its converter with :func:`register_integer_converter`.
+A backend without integer entry points may still be given a converter with :func:`register_integer_converter`.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -31,9 +34,10 @@ __all__ = [
     "export_integer_onnx",
     "integer_backends",
     "register_integer_converter",
+    "require_integer_form",
 ]
 
-#: The export format served by this module.
+#: The export format of the integer program.
 INTEGER_FORMAT = "int-onnx"
 
 
@@ -50,59 +54,54 @@ class IntegerConverter:
     convert: Callable[[nn.Module, str], IntExecutor]
 
 
-def _brevitas_float_ops(model: nn.Module, config: QuantConfig) -> list[str]:
-    from vitq_plugins.brevitas.backend import BACKEND
-    from vitq_plugins.intexec.convert import float_ops_left
-
-    return float_ops_left(BACKEND.build(model, config))
-
-
-def _brevitas_convert(qmodel: nn.Module, recipe: str) -> IntExecutor:
-    from vitq_plugins.intexec.convert import convert_brevitas
-
-    return convert_brevitas(qmodel, recipe)
-
-
-def _fx_float_ops(model: nn.Module, config: QuantConfig) -> list[str]:
-    from vitq_plugins.core.manager import get_host
-    from vitq_plugins.fx import quantize as q
-    from vitq_plugins.fx.backend import example_input
-    from vitq_plugins.intexec.convert_fx import fx_float_ops_left
-
-    prep = q.prepare(model, config, example_input(model), host=get_host())
-    return fx_float_ops_left(prep.model)
-
-
-def _fx_convert(qmodel: nn.Module, recipe: str) -> IntExecutor:
-    from vitq_plugins.intexec.convert_fx import convert_fx
-
-    return convert_fx(qmodel, recipe)
-
-
-_CONVERTERS: dict[str, IntegerConverter] = {
-    "brevitas": IntegerConverter(_brevitas_float_ops, _brevitas_convert),
-    "fx": IntegerConverter(_fx_float_ops, _fx_convert),
-}
+#: converters registered by hand (for backends without integer entry points)
+_CONVERTERS: dict[str, IntegerConverter] = {}
 
 
 def register_integer_converter(backend: str, converter: IntegerConverter) -> None:
-    """Add the integer converter of a backend.
+    """Add the integer converter of a backend that has no integer entry points of its own.
 
     Raises:
         VitqError: ``backend`` already has one.
     """
-    if backend in _CONVERTERS:
+    if backend in _CONVERTERS or _from_backend(backend) is not None:
         raise VitqError(f"backend {backend!r} already has an integer converter")
     _CONVERTERS[backend] = converter
 
 
+def _load(backend: str) -> Any:
+    """The registered backend object ``backend``, ``None`` if unknown or not importable."""
+    from vitq_plugins.core.manager import get_host
+
+    backends = get_host().backends
+    if backend not in backends:
+        return None
+    try:
+        return backends.get(backend).load()
+    except (VitqError, ImportError):
+        return None
+
+
+def _from_backend(backend: str) -> IntegerConverter | None:
+    """The converter made of ``backend``'s integer entry points, ``None`` without them."""
+    impl = _load(backend)
+    program = getattr(impl, "integer_program", None)
+    float_ops = getattr(impl, "integer_float_ops", None)
+    if callable(program) and callable(float_ops):
+        return IntegerConverter(float_ops, program)
+    return None
+
+
 def integer_backends() -> list[str]:
     """Backends whose calibrated models convert to an integer program."""
-    return sorted(_CONVERTERS)
+    from vitq_plugins.core.manager import get_host
+
+    names = set(_CONVERTERS) | {n for n in get_host().backends if _from_backend(n) is not None}
+    return sorted(names)
 
 
 def _get(backend: str) -> IntegerConverter:
-    conv = _CONVERTERS.get(backend)
+    conv = _CONVERTERS.get(backend) or _from_backend(backend)
     if conv is None:
         hints = close_matches(backend, integer_backends())
         hint = f"; did you mean {', '.join(map(repr, hints))}?" if hints else ""
@@ -113,18 +112,26 @@ def _get(backend: str) -> IntegerConverter:
     return conv
 
 
+def require_integer_form(problems: list[str], recipe: str) -> None:
+    """Raise when ``problems`` (a wing's ``integer_float_ops``) names an op that stays floating point.
+
+    Raises:
+        VitqError: names the first such op (and how many more).
+    """
+    if problems:
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        raise VitqError(
+            f"--export {INTEGER_FORMAT}: recipe {recipe!r} has no integer form: {problems[0]}{more}"
+        )
+
+
 def check_integer_form(backend: str, model: nn.Module, config: QuantConfig) -> None:
     """Fail before any work when ``config`` on ``backend`` leaves an op in floating point.
 
     Raises:
         VitqError: names the first such op (and how many more), or an unknown backend.
     """
-    problems = _get(backend).float_ops(model, config)
-    if problems:
-        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
-        raise VitqError(
-            f"--export {INTEGER_FORMAT}: recipe {config.recipe!r} has no integer form: {problems[0]}{more}"
-        )
+    require_integer_form(_get(backend).float_ops(model, config), config.recipe)
 
 
 def convert(backend: str, qmodel: nn.Module, recipe: str = "") -> IntExecutor:

@@ -7,8 +7,10 @@ a normalised float image, outside the integer program). Output: int32 logits and
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from collections.abc import Iterator
 import contextlib
+from typing import Any
 
 import torch
 from torch import nn
@@ -32,6 +34,8 @@ class IntExecutor(nn.Module):
         input_grid: grid of the input codes.
         out_scale: real value of one logit step.
         recipe: the recipe it was converted from (informational).
+        code_taps: ``source model -> CodeTaps``: the source model's integer codes at the quantizers the
+            executor taps (given by the converter; used by :func:`~vitq_plugins.intexec.agreement_report`).
     """
 
     def __init__(
@@ -42,6 +46,8 @@ class IntExecutor(nn.Module):
         input_grid: QParams,
         out_scale: float,
         recipe: str = "",
+        *,
+        code_taps: Callable[[nn.Module], Any] | None = None,
     ) -> None:
         super().__init__()
         self.embed = embed
@@ -50,6 +56,7 @@ class IntExecutor(nn.Module):
         self.input_grid = input_grid
         self.out_scale = float(out_scale)
         self.recipe = recipe
+        self.code_taps = code_taps
         self.recorder = Recorder()
         for m in self.modules():
             if hasattr(m, "recorder"):

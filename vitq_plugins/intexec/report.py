@@ -9,21 +9,19 @@ counters (none allowed).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from collections.abc import Iterable
 from dataclasses import dataclass
 from dataclasses import field
 from typing import Any
+from typing import Protocol
 
 import torch
 from torch import nn
 
-from vitq_plugins.intexec.convert import proxy_quantizer
 from vitq_plugins.intexec.executor import IntExecutor
-from vitq_plugins.intexec.forms import find_integer_form
 
-__all__ = ["AgreementReport", "agreement_report"]
-
-_TQ_SUFFIX = ".fused_activation_quant_proxy.tensor_quant"
+__all__ = ["AgreementReport", "CodeTaps", "agreement_report"]
 
 
 @dataclass
@@ -65,39 +63,16 @@ class AgreementReport:
         }
 
 
-def _has_grid_reader(qmodel: nn.Module, name: str) -> bool:
-    """Whether tensor quantizer ``name`` belongs to a quantizer whose integer grid a registered reader gives."""
-    if not name.endswith(_TQ_SUFFIX):
-        return False
-    proxy = qmodel.get_submodule(name[: -len(_TQ_SUFFIX)])
-    return find_integer_form("grid", proxy_quantizer(proxy)) is not None
+class CodeTaps(Protocol):
+    """Integer codes a fake-quant model produced at its quantizers during a forward, by executor tap key.
 
+    Made by the converter that built the executor (``IntExecutor.code_taps``, e.g. the Brevitas wing's
+    forward hooks on its activation quantizers), closed after the report.
+    """
 
-class _FakeQuantTaps:
-    """Forward hooks on the fake-quant model's activation quantizers, recording integer codes."""
+    codes: dict[str, torch.Tensor]
 
-    def __init__(self, qmodel: nn.Module) -> None:
-        from vitq_plugins.brevitas.quant import ObserverActQuant
-
-        self.codes: dict[str, torch.Tensor] = {}
-        self._handles = []
-        for name, mod in qmodel.named_modules():
-            if isinstance(mod, ObserverActQuant) or _has_grid_reader(qmodel, name):
-                key = name[: -len(_TQ_SUFFIX)] if name.endswith(_TQ_SUFFIX) else name
-                self._handles.append(mod.register_forward_hook(self._hook(key)))
-
-    def _hook(self, key: str) -> Any:
-        def fn(mod: Any, _inp: Any, out: Any) -> None:
-            y, scale, zp = out[0], out[1], out[2]
-            if y.dim() == 0 or scale is None:
-                return
-            self.codes[key] = torch.round(y / scale + zp).to(torch.int64)
-
-        return fn
-
-    def close(self) -> None:
-        for h in self._handles:
-            h.remove()
+    def close(self) -> None: ...
 
 
 def agreement_report(
@@ -107,6 +82,7 @@ def agreement_report(
     *,
     layers: bool = True,
     keep_outputs: bool = False,
+    taps: Callable[[nn.Module], CodeTaps] | None = None,
 ) -> AgreementReport:
     """Run both models on ``batches`` of ``(normalised images, labels)`` and compare.
 
@@ -116,12 +92,15 @@ def agreement_report(
         batches: evaluation batches.
         layers: also compare every requantized tensor (slower: taps all of them).
         keep_outputs: keep both models' logits on the report.
+        taps: ``qmodel -> CodeTaps`` for the per-quantizer comparison (default: ``executor.code_taps``, set
+            by the converter that built it; without any, ``layer_*`` stay empty).
 
     Returns:
         An :class:`AgreementReport`.
     """
     rep = AgreementReport(out_scale=executor.out_scale)
-    taps = _FakeQuantTaps(qmodel) if layers else None
+    make_taps = taps if taps is not None else executor.code_taps
+    code_taps = make_taps(qmodel) if layers and make_taps is not None else None
     agree = c_fq = c_int = 0
     err_sum = 0.0
     err_max = 0.0
@@ -145,9 +124,9 @@ def agreement_report(
             c_fq += int((p_fq == y).sum())
             c_int += int((p_int == y).sum())
             rep.images += int(y.shape[0])
-            if taps is not None:
+            if code_taps is not None:
                 for key, codes in int_taps.items():
-                    ref = taps.codes.get(key)
+                    ref = code_taps.codes.get(key)
                     if ref is None or ref.shape != codes.shape:
                         continue
                     d = (codes - ref).abs()
@@ -156,8 +135,8 @@ def agreement_report(
                     tot[0] += int((d > 0).sum())
                     tot[1] += d.numel()
     finally:
-        if taps is not None:
-            taps.close()
+        if code_taps is not None:
+            code_taps.close()
     n = max(rep.images, 1)
     rep.agreement, rep.fq_top1, rep.int_top1 = agree / n, c_fq / n, c_int / n
     rep.logit_err_mean_steps = err_sum / (n * max(1, int(li.shape[1]))) if rep.images else 0.0

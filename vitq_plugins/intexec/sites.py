@@ -1,6 +1,6 @@
 """What the converters hand an integer form's builder, and what the builder hands back.
 
-The converters (:mod:`~vitq_plugins.intexec.convert` for Brevitas, :mod:`~vitq_plugins.intexec.convert_fx` for
+The wings' converters (:mod:`vitq_plugins.brevitas.integer` for Brevitas, :mod:`vitq_plugins.fx.integer` for
 torch.ao FX) read the model's structure and its calibrated grids generically; at a LayerNorm, softmax or GELU
 site they look up the site's form (:func:`~vitq_plugins.intexec.forms.find_integer_form`) and call its
 ``from_brevitas`` / ``from_fx`` classmethod with one of these records, so the paper-specific constants (integer

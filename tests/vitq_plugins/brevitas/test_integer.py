@@ -7,9 +7,9 @@ from types import SimpleNamespace
 import pytest
 import torch
 
+from vitq_plugins.brevitas.integer import convert_brevitas
 from vitq_plugins.core.errors import VitqError
 from vitq_plugins.intexec import FloatOpError
-from vitq_plugins.intexec import convert_brevitas
 from vitq_plugins.intexec import run_integer_only
 from vitq_plugins.intexec.report import agreement_report
 

@@ -12,7 +12,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from vitq_plugins.intexec import float64_reference
+from vitq_plugins.brevitas.reference import float64_reference
 from vitq_plugins.intexec.report import agreement_report
 
 

@@ -14,7 +14,9 @@ integer exp and log-domain rounding (so they match the fake-quant ``round(-log2 
 ``2^(F - code)`` weights, and the float GELU + uint8 output quantizer becomes a table lookup on a fine
 integer grid of the fc1 accumulator.
 
-A model whose recipe leaves an op in floating point (e.g. ``minmax``: float softmax/LayerNorm with
+Reached through ``BACKEND.integer_program``; the ops without an integer form are found by
+:mod:`vitq_plugins.brevitas.integer_check`, the reference codes for the agreement report are tapped by
+:mod:`vitq_plugins.brevitas.integer_taps`. A model whose recipe leaves an op in floating point (e.g. ``minmax``: float softmax/LayerNorm with
 quantized outputs; ``mptq``: OPT-m twin-scale GELU output) is rejected with a :class:`VitqError` naming the
 first such op.
 """
@@ -27,113 +29,40 @@ from typing import Any
 import torch
 from torch import nn
 
+from vitq_plugins.brevitas.integer_check import float_ops_left
+from vitq_plugins.brevitas.integer_check import gelu_form
+from vitq_plugins.brevitas.integer_check import layernorm_form
+from vitq_plugins.brevitas.integer_check import proxy_quantizer
+from vitq_plugins.brevitas.integer_check import site_name
 from vitq_plugins.core.errors import VitqError
-from vitq_plugins.intexec.executor import IntExecutor
-from vitq_plugins.intexec.forms import discover_integer_forms
-from vitq_plugins.intexec.forms import find_integer_form
-from vitq_plugins.intexec.forms import integer_form_names
-from vitq_plugins.intexec.generic import GeluTable
-from vitq_plugins.intexec.layers import RESIDUAL_EXTRA_BITS
-from vitq_plugins.intexec.layers import IntAttention
-from vitq_plugins.intexec.layers import IntBlock
-from vitq_plugins.intexec.layers import IntEmbed
-from vitq_plugins.intexec.layers import IntHead
-from vitq_plugins.intexec.layers import IntLayerNorm
-from vitq_plugins.intexec.layers import IntLinear
-from vitq_plugins.intexec.layers import IntMlp
-from vitq_plugins.intexec.layers import ResidualAdd
-from vitq_plugins.intexec.recorder import INT32_MAX
-from vitq_plugins.intexec.recorder import INT32_MIN
-from vitq_plugins.intexec.requant import QParams
-from vitq_plugins.intexec.requant import Requant
-from vitq_plugins.intexec.sites import AttentionSite
-from vitq_plugins.intexec.sites import GeluSite
-from vitq_plugins.intexec.sites import LayerNormSite
-from vitq_plugins.intexec.sites import grid_span
+from vitq_plugins.intexec.extension import INT32_MAX
+from vitq_plugins.intexec.extension import INT32_MIN
+from vitq_plugins.intexec.extension import RESIDUAL_EXTRA_BITS
+from vitq_plugins.intexec.extension import AttentionSite
+from vitq_plugins.intexec.extension import GeluSite
+from vitq_plugins.intexec.extension import GeluTable
+from vitq_plugins.intexec.extension import IntAttention
+from vitq_plugins.intexec.extension import IntBlock
+from vitq_plugins.intexec.extension import IntEmbed
+from vitq_plugins.intexec.extension import IntExecutor
+from vitq_plugins.intexec.extension import IntHead
+from vitq_plugins.intexec.extension import IntLayerNorm
+from vitq_plugins.intexec.extension import IntLinear
+from vitq_plugins.intexec.extension import IntMlp
+from vitq_plugins.intexec.extension import LayerNormSite
+from vitq_plugins.intexec.extension import QParams
+from vitq_plugins.intexec.extension import Requant
+from vitq_plugins.intexec.extension import ResidualAdd
+from vitq_plugins.intexec.extension import find_integer_form
+from vitq_plugins.intexec.extension import grid_span
 
-__all__ = ["convert_brevitas", "float_ops_left"]
+__all__ = ["convert_brevitas", "float_ops_left", "proxy_quantizer"]
 
 _TQ_SUFFIX = ".fused_activation_quant_proxy.tensor_quant"
 
 
 def _is_identity(m: Any) -> bool:
     return m is None or isinstance(m, nn.Identity | nn.Dropout)
-
-
-def proxy_quantizer(proxy: Any) -> str:
-    """The vitq quantizer name of a Brevitas activation proxy (``""`` if none; cf. ``modules.quantizer_name``)."""
-    inj = getattr(proxy, "quant_injector", None)
-    return str(inj.vitq_name) if inj is not None and "vitq_name" in inj else ""
-
-
-def _site_name(kernel: str, quant: Any) -> str:
-    """The name a site's integer form is registered under: its module's kernel, else its quantizer's name."""
-    from vitq_plugins.brevitas.modules import quantizer_name
-
-    return kernel or quantizer_name(quant)
-
-
-def _choices(kind: str) -> str:
-    discover_integer_forms()
-    return ", ".join(repr(n) for n in integer_form_names(kind, "brevitas")) or "none registered"
-
-
-def float_ops_left(qmodel: nn.Module) -> list[str]:
-    """Ops of a quantized Brevitas ViT that have no integer form, as ``"<fqn>: <why>"`` (module order)."""
-    from vitq_plugins.brevitas.modules import QuantGELU
-    from vitq_plugins.brevitas.modules import QuantLayerNorm
-    from vitq_plugins.brevitas.modules import QuantSoftmax
-    from vitq_plugins.brevitas.modules import quantizer_name
-
-    out: list[str] = []
-    for fqn, m in qmodel.named_modules():
-        if isinstance(m, QuantLayerNorm):
-            if _layernorm_form(m) is None:
-                q = quantizer_name(m.input_quant) or "none"
-                out.append(
-                    f"{fqn}: LayerNorm stays float (input quantizer {q!r}); an integer LayerNorm needs one of "
-                    f"the quantizers {_choices('layernorm')}"
-                )
-        elif isinstance(m, nn.LayerNorm):
-            out.append(f"{fqn}: LayerNorm is not quantized (float)")
-        elif isinstance(m, QuantSoftmax):
-            if find_integer_form("softmax", _site_name(m.kernel, m.quant), "brevitas") is None:
-                q = quantizer_name(m.quant) or "none"
-                out.append(
-                    f"{fqn}: softmax stays float (output quantizer {q!r}); an integer softmax needs one of the "
-                    f"quantizers {_choices('softmax')}"
-                )
-        elif isinstance(m, QuantGELU):
-            if _gelu_form(m) is None and not _uniform_gelu(m):
-                q = quantizer_name(m.quant) or "none"
-                out.append(
-                    f"{fqn}: GELU stays float (output quantizer {q!r}); an integer GELU needs one of the "
-                    f"quantizers {_choices('gelu')} or a uniform <= 8-bit output (table lookup)"
-                )
-        elif isinstance(m, nn.GELU | nn.Softmax):
-            out.append(f"{fqn}: {type(m).__name__} is not quantized (float)")
-    return out
-
-
-def _layernorm_form(norm: Any) -> Any:
-    """The LayerNorm form of a ``QuantLayerNorm``: by its kernel, else by its input quantizer."""
-    from vitq_plugins.brevitas.modules import quantizer_name
-
-    found = find_integer_form("layernorm", norm.kernel, "brevitas")
-    return found or find_integer_form("layernorm", quantizer_name(norm.input_quant), "brevitas")
-
-
-def _gelu_form(act: Any) -> Any:
-    return find_integer_form("gelu", act.kernel, "brevitas")
-
-
-def _uniform_gelu(act: Any) -> bool:
-    """A float GELU with a uniform output quantizer of <= 8 bits (a table lookup)."""
-    from vitq_plugins.brevitas.quant import ObserverActQuant
-    from vitq_plugins.brevitas.quant import tensor_quant_of
-
-    tq = tensor_quant_of(getattr(act.quant, "act_quant", None)) if act.quant is not None else None
-    return isinstance(tq, ObserverActQuant) and int(tq.bits) <= 8
 
 
 class _Ctx:
@@ -232,7 +161,7 @@ def _ln(norm: Any, in_grid: QParams, consumer_grid: QParams, where: str) -> IntL
     """The site's LayerNorm form (by kernel or input quantizer), then the requant to its consumer's grid."""
     if norm.weight is None or norm.bias is None:
         raise VitqError(f"{where}: an integer LayerNorm needs an affine LayerNorm")
-    form = _layernorm_form(norm)
+    form = layernorm_form(norm)
     if form is None:
         raise VitqError(f"{where}: LayerNorm has no integer form")
     site = LayerNormSite(
@@ -321,7 +250,7 @@ def _attention(ctx: _Ctx, attn: Any, tokens: int, where: str) -> tuple[IntAttent
     rq_v = rq(slice(2 * c, 3 * c), 1.0, gv)
     sm = attn.softmax
     proj_in = ctx.grid(attn.proj.input_quant, f"{where}.proj input")
-    form: Any = find_integer_form("softmax", _site_name(sm.kernel, sm.quant), "brevitas")
+    form: Any = find_integer_form("softmax", site_name(sm.kernel, sm.quant), "brevitas")
     if form is None:
         raise VitqError(f"{where}.softmax: softmax has no integer form")
     out_quant = tensor_quant_of(sm.quant.act_quant) if sm.quant is not None else None
@@ -350,7 +279,7 @@ def _mlp(ctx: _Ctx, mlp: Any, where: str) -> tuple[IntMlp, _Lin]:
     fc1 = _linear(ctx, mlp.fc1, f"{where}.fc1")
     act = mlp.act
     gg = ctx.grid(act.quant.act_quant, f"{where}.act")
-    form = _gelu_form(act)
+    form = gelu_form(act)
     if form is None:  # a float GELU with a uniform output quantizer: a table lookup
         index, lut = _gelu_table(gg)
         rq_idx = Requant(fc1.acc_scale / index.scale, index, fc1.bound, frac=fc1.frac)
@@ -452,4 +381,6 @@ def convert_brevitas(qmodel: nn.Module, recipe: str = "") -> IntExecutor:
     )
     ln = _ln(m.norm, gn, head.layer.inp, "norm")
     ih = IntHead(pre, stream.zero_point, ln, head.layer, rq_out)
-    return IntExecutor(embed, blocks, ih, in_grid, out_scale, recipe).eval()
+    from vitq_plugins.brevitas.integer_taps import FakeQuantTaps
+
+    return IntExecutor(embed, blocks, ih, in_grid, out_scale, recipe, code_taps=FakeQuantTaps).eval()
