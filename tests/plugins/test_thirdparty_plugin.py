@@ -132,9 +132,9 @@ def test_integer_program_and_its_onnx_are_bit_exact(
     from vitq_hardgelu.integer import HardGELUForm  # imported by the program's form discovery already
 
     import vitq_plugins.intexec as ix
+    from vitq_plugins import get_backend
 
-    convert = ix.convert_fx if backend == "fx" else ix.convert_brevitas
-    executor = convert(quantized[backend], "ivit_hardgelu")
+    executor = get_backend(backend).integer_program(quantized[backend], "ivit_hardgelu")  # the wing's entry point
     assert all(isinstance(getattr(blk.mlp, "gelu", None), HardGELUForm) for blk in executor.blocks)
     codes = executor.quantize_input(data.x)
     before = _calls()["integer"]
