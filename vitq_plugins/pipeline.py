@@ -358,7 +358,7 @@ def run_quantize(
         )
     calib_s = time.perf_counter() - start
     q = evaluate(qmodel, eval_loader, fp.logits, progress=progress, desc="eval quantized")
-    sites = impl.sites(fp_model, cfg)
+    sites = impl.sites(qmodel, cfg)  # what the quantized model carries (a built-in wing reads it back)
 
     result: dict[str, Any] = {
         "model": model_name,

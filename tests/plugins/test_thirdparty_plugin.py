@@ -131,10 +131,12 @@ def test_integer_program_and_its_onnx_are_bit_exact(
     ort = pytest.importorskip("onnxruntime")
     from vitq_hardgelu.integer import HardGELUForm  # imported by the program's form discovery already
 
-    import vitq_plugins.intexec as ix
     from vitq_plugins import get_backend
+    import vitq_plugins.intexec as ix
 
-    executor = get_backend(backend).integer_program(quantized[backend], "ivit_hardgelu")  # the wing's entry point
+    executor = get_backend(backend).integer_program(
+        quantized[backend], "ivit_hardgelu"
+    )  # the wing's entry point
     assert all(isinstance(getattr(blk.mlp, "gelu", None), HardGELUForm) for blk in executor.blocks)
     codes = executor.quantize_input(data.x)
     before = _calls()["integer"]

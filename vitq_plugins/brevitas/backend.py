@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from collections.abc import Iterator
+from collections.abc import Mapping
 import copy
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ from vitq_plugins.brevitas.layers import build_quant_model
 from vitq_plugins.brevitas.layers import carried_sites
 from vitq_plugins.config import QuantConfig
 from vitq_plugins.core.manager import get_host
+from vitq_plugins.sites import Site
 from vitq_plugins.sites import plan_sites
 
 __all__ = ["BACKEND", "BrevitasBackend"]
@@ -50,9 +52,9 @@ class BrevitasBackend:
 
     def build(self, model: nn.Module, config: QuantConfig) -> nn.Module:
         """Quantized module tree of a copy of ``model`` without transforms or calibration."""
-        plan_sites(model, config, backend=self.name)  # fail before copying
+        plan = plan_sites(model, config, backend=self.name)  # fail before copying
         qmodel = copy.deepcopy(model)
-        build_quant_model(qmodel, config)
+        build_quant_model(qmodel, config, plan=plan)
         return qmodel
 
     def quantize(
@@ -62,15 +64,19 @@ class BrevitasBackend:
         calib_batches: Iterable[torch.Tensor],
         *,
         progress: bool = True,
+        plan: Mapping[str, Site] | None = None,
     ) -> nn.Module:
         """Transform, quantize and calibrate a copy of ``model`` (``model`` is not modified).
+
+        ``plan``: the sites planned by the caller (:func:`vitq_plugins.sites.plan_sites`, which validated the
+        config); default: planned here.
 
         Raises:
             VitqError: bad config for this model (including bad ``weight_rounding``/``gptq_*`` options), an
                 unknown transform, or no calibration batch.
         """
         host = get_host()
-        plan = plan_sites(model, config, host, backend=self.name)
+        plan = dict(plan) if plan is not None else plan_sites(model, config, host, backend=self.name)
         recipe = host.recipes.get(config.recipe)
         from vitq_plugins.transforms.gptq import apply_gptq
         from vitq_plugins.transforms.gptq import gptq_layers
@@ -98,7 +104,7 @@ class BrevitasBackend:
             gptq is not None
         ):  # after the recipe's transforms: GPTQ rounds the (smoothed) weights the wing sees
             gptq_stats = apply_gptq(qmodel, batches, gptq_layers(plan, qmodel), gptq, progress=progress)
-        build_quant_model(qmodel, config, host)
+        build_quant_model(qmodel, config, host, plan)
         self.last_calibration = calibrate(qmodel, batches, progress=progress)
         setattr(qmodel, "vitq_recipe", config.recipe)  # noqa: B010 - read by integer_program
         if gptq_stats:

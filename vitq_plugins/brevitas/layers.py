@@ -20,6 +20,7 @@ Quantizers: FQ-ViT arXiv 2111.13824, I-ViT arXiv 2207.01405, MPTQ-ViT arXiv 2401
 from __future__ import annotations
 
 from collections.abc import Callable
+from collections.abc import Mapping
 from typing import Any
 
 from brevitas.graph.quantize import layerwise_quantize
@@ -102,9 +103,14 @@ def _gelu_serves_fc2(model: nn.Module, gelu_fqn: str, table: InjectorTable) -> s
 
 
 def build_quant_model(
-    model: nn.Module, config: QuantConfig, host: PluginHost | None = None
+    model: nn.Module,
+    config: QuantConfig,
+    host: PluginHost | None = None,
+    plan: Mapping[str, Site] | None = None,
 ) -> tuple[nn.Module, dict[str, Site]]:
     """Replace the modules of ``model`` **in place** per ``config`` (no calibration).
+
+    ``plan``: the sites already planned (and the config validated) by the caller; default: planned here.
 
     Returns:
         ``(qmodel, plan)``: the quantized module tree (the same object as ``model``) and the site plan.
@@ -114,7 +120,7 @@ def build_quant_model(
             quantizer that cannot take a site) - raised before any module is replaced.
     """
     host = host or get_host()
-    plan = plan_sites(model, config, host, backend="brevitas")
+    plan = dict(plan) if plan is not None else plan_sites(model, config, host, backend="brevitas")
     table = InjectorTable(plan, dict(config.options), host)
     _check_structure(model, plan)
 

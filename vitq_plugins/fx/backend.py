@@ -125,10 +125,15 @@ class FxBackend:
         torch.backends.quantized.engine = "x86"
         qm.vitq_sites = dict(prep.applied)  # type: ignore[assignment]
         qm.vitq_recipe = config.recipe  # type: ignore[assignment]  # read by integer_program
+        qm.vitq_sites = dict(prep.applied)  # type: ignore[assignment]  # read by sites
         return qm
 
     def sites(self, model: nn.Module, config: QuantConfig) -> dict[str, str]:
-        """``"<fqn>:<site>" -> quantizer`` actually applied after ``prepare_fx`` (no calibration)."""
+        """``"<fqn>:<site>" -> quantizer`` actually applied after ``prepare_fx``: read from a model this wing
+        quantized, else found by preparing ``model`` (no calibration)."""
+        carried = getattr(model, "vitq_sites", None)
+        if isinstance(carried, dict):
+            return dict(carried)
         prep = q.prepare(model, config, example_input(model), host=get_host())
         return dict(prep.applied)
 
