@@ -1,19 +1,6 @@
-"""The FX pipeline: place custom modules, build the QConfigMapping (:mod:`.qconfig`), ``prepare_fx``, assign
-and check sites (:mod:`.assign`), calibrate, convert.
-
-Tensor ownership. FX gives one observer per tensor edge and lets the *producer's* observer win when dtypes
-agree, while vitq's sites overlap (``fc2:act`` is the GELU output, ``qkv:act`` is the LayerNorm output, a
-block's ``residual`` is the next ``ln_input``). After ``prepare_fx`` every observer is labelled with the
-sites its tensor serves and re-instantiated from the quantizer of the highest-priority site:
-``ln_input > gelu_output > softmax_output > act > attn_matmul > residual``. Sites applied by a custom
-module (LIS, Shiftmax, ShiftGELU, I-LayerNorm, OPT-m) are counted from the module; the uniform containers
-around it take the next site's quantizer (e.g. ShiftGELU output -> ``fc2:act``, as I-ViT's ``qact1``).
-A custom module may bring its own input observer (:attr:`CustomModuleSpec.input_observer`, e.g. FQ-ViT's PTS)
-or an exact fixed output container (:attr:`CustomModuleSpec.fixed_out_scale`, e.g. LIS ``2^-8``).
-Whether a quantizer is a custom module is what its FX factory returns (a :class:`CustomModuleSpec`).
-
-Then :func:`check_sites` fails loudly (:class:`~vitq_plugins.core.errors.VitqError`) when a planned site
-got no observer/module, or a quantizer other than the planned one without an overlapping site explaining it.
+"""The FX pipeline: place the custom-module markers and build the ``QConfigMapping`` (:mod:`.qconfig`), run
+``prepare_fx``, label, re-make and check every observer (:mod:`.assign`: which site owns each tensor), then
+calibrate, convert and build the fake-quant twin of the converted model.
 
 Papers: FQ-ViT arXiv 2111.13824 (sites, Fig. 2).
 """
