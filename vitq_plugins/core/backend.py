@@ -33,9 +33,10 @@ class Backend(Protocol):
 
     ``quantize`` never modifies ``model`` in place (it works on a copy) and returns a calibrated,
     quantized model ready for evaluation. A caller that already planned the sites
-    (:func:`vitq_plugins.sites.plan_sites`, which validates the config) hands the plan over as ``plan`` so
-    that the wing does not validate and plan again; without it the wing plans itself. ``sites`` reports which sites the config quantizes, as a
-    mapping ``"<fqn>:<site>" -> quantizer name``, so that two backends can be compared.
+    (:func:`vitq_plugins.sites.plan_sites`, which validates the config) hands the plan over as ``plan``, so
+    the wing does not validate and plan again; without it the wing plans itself. ``sites`` reports which
+    sites the config quantizes, as a mapping ``"<fqn>:<site>" -> quantizer name``, so that two backends can
+    be compared; given a model the wing quantized, it reads them back from it.
     """
 
     name: str
