@@ -11,6 +11,8 @@ softmax or GELU) follows from the site. The wing dispatches on these types and a
 
 from __future__ import annotations
 
+from abc import ABCMeta
+from abc import abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
 from dataclasses import field
@@ -58,7 +60,7 @@ def is_custom_spec(obj: object) -> bool:
     return isinstance(obj, CustomModuleSpec)
 
 
-class CustomFloat(nn.Module):
+class CustomFloat(nn.Module, metaclass=ABCMeta):
     """Base of the float marker modules (subclass it together with the site's float module).
 
     A subclass implements :meth:`reference` (the float operator, run while calibrating) and :meth:`kernel`
@@ -81,16 +83,16 @@ class CustomFloat(nn.Module):
     n: int = 0
     needs_next_linear: ClassVar[bool] = False
 
+    @abstractmethod
     def reference(self, x: torch.Tensor) -> torch.Tensor:
         """The float operator (used while calibrating)."""
-        raise NotImplementedError(f"{type(self).__name__}.reference")
 
+    @abstractmethod
     def kernel(self, x: torch.Tensor, observed: ObservedCustom) -> torch.Tensor:
         """The quantized operator on ``x`` (already on the input grid), float output.
 
         ``observed`` gives the linked observers (``input_observer()``, ``out_qparams()``) and ``state``.
         """
-        raise NotImplementedError(f"{type(self).__name__}.kernel")
 
     def make_state(self) -> nn.Module | None:
         """Per-module calibration state; called on the reference output while calibrating. Default none."""

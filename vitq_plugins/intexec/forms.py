@@ -19,6 +19,8 @@ quantizer's wing adapters (its ``QuantizerSpec.backends``) on first use.
 
 from __future__ import annotations
 
+from abc import ABCMeta
+from abc import abstractmethod
 from collections.abc import Callable
 import importlib
 from typing import Any
@@ -53,7 +55,7 @@ _FORMS: dict[tuple[str, str], type] = {}
 _DISCOVERED: set[str] = set()
 
 
-class IntegerForm(nn.Module):
+class IntegerForm(nn.Module, metaclass=ABCMeta):
     """Base of every integer form: an ``nn.Module`` of integer buffers whose ``forward`` uses integer ops only.
 
     ``recorder`` is replaced by the executor's shared :class:`~vitq_plugins.intexec.recorder.Recorder`.
@@ -66,9 +68,9 @@ class IntegerForm(nn.Module):
         super().__init__()
         self.recorder = Recorder()
 
+    @abstractmethod
     def emit_onnx(self, g: Any, *args: Any) -> Any:
         """Append this form's ONNX nodes to the graph builder ``g`` (:class:`~vitq_plugins.intexec.extension.OnnxGraph`)."""
-        raise NotImplementedError(f"{type(self).__name__} has no ONNX emitter")
 
 
 class LayerNormForm(IntegerForm):
@@ -76,15 +78,17 @@ class LayerNormForm(IntegerForm):
 
     kind = "layernorm"
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
-        raise NotImplementedError
+    @abstractmethod
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Output codes of the integer LayerNorm of ``x`` (int64)."""
 
+    @abstractmethod
     def out_bound(self) -> int:
         """A bound on ``|forward(x)|`` (the output requant's input bound)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def emit_onnx(self, g: Any, x: str, channels: int) -> str:
-        raise NotImplementedError(f"{type(self).__name__} has no ONNX emitter")
+        """ONNX nodes of :meth:`forward` on the int64 tensor ``x``; returns the output's name."""
 
 
 class SoftmaxForm(IntegerForm):
@@ -96,12 +100,13 @@ class SoftmaxForm(IntegerForm):
 
     kind = "softmax"
 
-    def forward(self, scores: torch.Tensor, v: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
-        raise NotImplementedError
+    @abstractmethod
+    def forward(self, scores: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        """``P @ v`` (int64) of the integer softmax ``P`` of ``scores``."""
 
+    @abstractmethod
     def emit_onnx(self, g: Any, scores: str, v: str, v_zero_point: int, tokens: int) -> str:
         """ONNX ``P @ (v - v_zero_point)`` (int64) from the int64 ``scores`` and the ``v`` codes."""
-        raise NotImplementedError(f"{type(self).__name__} has no ONNX emitter")
 
     def check_onnx(self) -> None:
         """Raise :class:`VitqError` when this form cannot be exported (checked before the graph is built)."""
@@ -112,12 +117,13 @@ class GeluForm(IntegerForm):
 
     kind = "gelu"
 
-    def forward(self, acc: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
-        raise NotImplementedError
+    @abstractmethod
+    def forward(self, acc: torch.Tensor) -> torch.Tensor:
+        """fc2's input codes (int64) from fc1's accumulator ``acc``."""
 
+    @abstractmethod
     def emit_onnx(self, g: Any, acc: str) -> tuple[str, bool]:
         """ONNX codes of fc2's input and whether they are uint8 already."""
-        raise NotImplementedError(f"{type(self).__name__} has no ONNX emitter")
 
 
 def register_integer_form(kind: str, name: str) -> Callable[[_F], _F]:
