@@ -3,7 +3,7 @@
 :class:`OPTmActQuant` (``papers.mptq.optm``), injector :class:`Int8ActOPTm` with its own proxy
 :class:`TwinActQuantProxy`, exported as ``Where(x < 0, Quant(x; dn), Quant(x; 2^m dn))`` with standard QONNX
 ``Quant`` nodes, or the same with int8 ``QuantizeLinear``/``Clip``/``DequantizeLinear`` in QCDQ
-(:class:`TwinExportForm`). Option: ``optm_max_m`` (8).
+(:class:`TwinExportForm`). Options: ``optm_max_m`` (8), ``optm_top_k`` (32).
 
 Example:
     >>> inj = optm("gelu_output", 6, optm_max_m=4)
@@ -73,11 +73,13 @@ class OPTmActQuant(CalibratedQuant):
         bit_width: code bits (sign included).
         optm_max_m: largest ``m`` searched (``m in 0..optm_max_m``).
         optm_samples: calibration tokens kept for the search (memory bound).
+        optm_top_k: candidates scored exactly after the histogram screen (0: all, see ``papers.mptq.optm``).
     """
 
-    def __init__(self, bit_width: int, optm_max_m: int, optm_samples: int) -> None:
+    def __init__(self, bit_width: int, optm_max_m: int, optm_samples: int, optm_top_k: int) -> None:
         super().__init__(bit_width)
         self.max_m, self.samples = int(optm_max_m), int(optm_samples)
+        self.top_k = int(optm_top_k) or None
         self.register_buffer("delta_n", torch.ones(()))
         self.register_buffer("m", torch.zeros((), dtype=torch.int64))
         self.next_linear: list[nn.Module] = []
@@ -92,7 +94,7 @@ class OPTmActQuant(CalibratedQuant):
             weight = lin.weight.detach()
         else:
             weight = torch.eye(x.shape[-1])
-        res = _optm.search_optm(x, weight, None, self.bits, m_values=range(self.max_m + 1))
+        res = _optm.search_optm(x, weight, None, self.bits, m_values=range(self.max_m + 1), top_k=self.top_k)
         self.delta_n = torch.tensor(float(res.delta_n))
         self.m = torch.tensor(int(res.m), dtype=torch.int64)
 
@@ -125,6 +127,7 @@ class Int8ActOPTm(Int8ActPerTensorMinMax):
     tensor_quant = OPTmActQuant  # type: ignore[assignment]
     optm_max_m = 8
     optm_samples = 512
+    optm_top_k = _optm.DEFAULT_TOP_K
 
 
 @register_export_form(TwinActQuantProxy)
@@ -162,4 +165,9 @@ class TwinExportForm(ExportForm):
 def optm(site: str, bits: int, **options: Any) -> Any:
     """MPTQ-style OPT-m post-GELU twin-scale quantizer."""
     require_site("optm", site, ("gelu_output",))
-    return Int8ActOPTm.let(bit_width=bits, optm_max_m=int(options.get("optm_max_m", 8)), vitq_name="optm")
+    return Int8ActOPTm.let(
+        bit_width=bits,
+        optm_max_m=int(options.get("optm_max_m", 8)),
+        optm_top_k=int(options.get("optm_top_k", _optm.DEFAULT_TOP_K)),
+        vitq_name="optm",
+    )

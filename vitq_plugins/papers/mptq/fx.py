@@ -18,6 +18,7 @@ from vitq_plugins.fx.extension import CustomFloat
 from vitq_plugins.fx.extension import CustomModuleSpec
 from vitq_plugins.fx.extension import ObservedCustom
 from vitq_plugins.fx.extension import VitqObserver
+from vitq_plugins.papers.mptq.optm import DEFAULT_TOP_K
 from vitq_plugins.papers.mptq.optm import OptMResult
 from vitq_plugins.papers.mptq.optm import search_optm
 from vitq_plugins.papers.mptq.optm import twin_fake_quant
@@ -38,9 +39,11 @@ class TwinFakeQuant(VitqObserver):
         kwargs: Ignored torch.ao observer arguments.
     """
 
-    def __init__(self, bits: int = 8, max_rows: int = 512, **kwargs: Any) -> None:
+    def __init__(
+        self, bits: int = 8, max_rows: int = 512, max_m: int = 8, top_k: int = DEFAULT_TOP_K, **kwargs: Any
+    ) -> None:
         super().__init__("optm", bits, torch.quint8, torch.per_tensor_affine, 0, 255)
-        self.max_rows = max_rows
+        self.max_rows, self.max_m, self.top_k = max_rows, int(max_m), int(top_k) or None
         self._last: torch.Tensor | None = None
         self._weight: torch.Tensor | None = None
         self._result: OptMResult | None = None
@@ -60,7 +63,9 @@ class TwinFakeQuant(VitqObserver):
         if self._result is None:
             if self._last is None or self._weight is None:
                 raise RuntimeError("TwinFakeQuant needs a calibration batch and set_next_weight() first")
-            self._result = search_optm(self._last, self._weight, None, self.bits)
+            self._result = search_optm(
+                self._last, self._weight, None, self.bits, m_values=range(self.max_m + 1), top_k=self.top_k
+            )
         return self._result
 
     def fake_quantize(self, x: torch.Tensor) -> torch.Tensor:
@@ -78,16 +83,17 @@ class OptmGELU(nn.GELU, CustomFloat):
 
     needs_next_linear: ClassVar[bool] = True
 
-    def __init__(self, bits: int = 8) -> None:
+    def __init__(self, bits: int = 8, max_m: int = 8, top_k: int = DEFAULT_TOP_K) -> None:
         nn.GELU.__init__(self)
         self.bits, self.n = bits, 0
+        self.max_m, self.top_k = max_m, top_k
 
     def reference(self, x: torch.Tensor) -> torch.Tensor:
         return F.gelu(x)
 
     def make_state(self) -> nn.Module | None:
         """The twin-scale quantizer fed with the post-GELU activations while calibrating."""
-        return TwinFakeQuant(self.bits)
+        return TwinFakeQuant(self.bits, max_m=self.max_m, top_k=self.top_k)
 
     def kernel(self, x: torch.Tensor, observed: ObservedCustom) -> torch.Tensor:
         """GELU, then the twin-scale fake-quant with the searched ``(delta_n, m)``."""
@@ -109,5 +115,10 @@ def _twin(observed: ObservedCustom) -> TwinFakeQuant:
 
 
 def optm(site: str, bits: int, **options: Any) -> CustomModuleSpec:
-    """OPT-m twin-scale GELU custom module."""
-    return CustomModuleSpec(OptmGELU, {"bits": bits})
+    """OPT-m twin-scale GELU custom module (options ``optm_max_m``, ``optm_top_k`` as in the Brevitas wing)."""
+    kwargs = {
+        "bits": bits,
+        "max_m": int(options.get("optm_max_m", 8)),
+        "top_k": int(options.get("optm_top_k", DEFAULT_TOP_K)),
+    }
+    return CustomModuleSpec(OptmGELU, kwargs)

@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from vitq_plugins.ops import fake_quant
+from vitq_plugins.papers.mptq.optm import DEFAULT_TOP_K
 from vitq_plugins.papers.mptq.optm import OptMSearch
 from vitq_plugins.papers.mptq.optm import search_optm
 from vitq_plugins.papers.mptq.optm import twin_dequantize
@@ -97,3 +98,36 @@ def test_bad_inputs() -> None:
         search_optm(x, w, None, 4, m_values=[])
     with pytest.raises(RuntimeError, match="before any update"):
         OptMSearch(w, 4, 1.0).result()
+
+
+@pytest.mark.parametrize("bits", [4, 8])
+def test_screened_search_keeps_the_exact_minimum_and_scores_only_top_k(bits: int) -> None:
+    # correlated channels (a low-rank mixing) so that the screen's diagonal proxy is not the objective
+    g = torch.Generator().manual_seed(5)
+    x = F.gelu(torch.randn(512, 8, generator=g) @ torch.randn(8, 96, generator=g))
+    w = torch.randn(48, 96, generator=g) / 10
+    exact = search_optm(x, w, None, bits)
+    screened = search_optm(x, w, None, bits, top_k=32)
+    assert screened.mse <= exact.mse * 1.02
+    scored = torch.isfinite(screened.errors)
+    assert int(scored.sum()) == 32 and screened.errors.shape == exact.errors.shape
+    torch.testing.assert_close(screened.errors[scored], exact.errors[scored], rtol=1e-9, atol=0.0)
+    assert float(screened.errors.min()) == pytest.approx(screened.mse)
+    one = search_optm(x, w, None, bits, top_k=1)  # the screen's own choice, scored exactly
+    assert one.mse >= exact.mse
+    with pytest.raises(ValueError, match="last dimension 96"):
+        search_optm(x[:, :5], w, None, bits, top_k=4)
+
+
+@pytest.mark.parametrize("backend", ["brevitas", "fx"])
+def test_wings_pass_the_search_options(backend: str) -> None:
+    from vitq_plugins.core.manager import get_host
+
+    made = get_host().quantizers.get("optm").factory(backend)("gelu_output", 4, optm_max_m=3, optm_top_k=0)
+    if backend == "brevitas":
+        assert (int(made.optm_max_m), int(made.optm_top_k)) == (3, 0)
+    else:
+        assert made.kwargs == {"bits": 4, "max_m": 3, "top_k": 0}
+    default = get_host().quantizers.get("optm").factory(backend)("gelu_output", 4)
+    top_k = int(default.optm_top_k) if backend == "brevitas" else default.kwargs["top_k"]
+    assert top_k == DEFAULT_TOP_K
