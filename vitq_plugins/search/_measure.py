@@ -13,6 +13,11 @@ fake-quantized once per candidate (per output channel, symmetric, vectorized) an
 activations are fake-quantized by a forward pre-hook with per-tensor asymmetric parameters from a first,
 streaming pass over the data (the recipe's ``act`` observer: MinMax, Percentile or OMSE from
 :mod:`vitq_plugins.ops`). The recipe's model transforms (``sqb`` for ``mptq``) are applied first.
+With ``sites="all"`` (the fully quantized space of :mod:`vitq_plugins.search._units`) every LayerNorm input
+(the residual stream, skip path included), q/k/v and attention map is a knob too: those tensors are
+observed and fake-quantized in place by taps (a pre-hook, or the attention/block forward re-stated as the
+wings run it), with the same observer, streaming statistics, stage re-runs and anchored estimate (local
+energy = the tensor's own quantization error ``||Q(x) - x||²``); the GELU output is ``fc2``'s input knob.
 Metrics accumulate as streaming sums, so memory does not grow with the number of images. The cost is
 about ``(#layers x 2 x #candidates) x (mean fraction of stages re-run)`` forward passes instead of
 ``#layers x 2 x #candidates`` full ones (about half for a ViT), with no backward pass.

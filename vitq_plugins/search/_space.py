@@ -483,9 +483,11 @@ class SearchSpace:
         return Assignment(tuple(w), tuple(a))
 
     def uniform(self, w_bits: int, a_bits: int) -> Assignment:
-        """Every searchable layer at ``w_bits``/``a_bits`` (pins kept)."""
+        """Every searchable layer at ``w_bits``/``a_bits`` (pins kept); an ``attn`` unit's attention map is an
+        activation, so it gets ``a_bits``."""
+        maps = [all(self.layers[i].op == "attn" for i in g) for g in self.groups]
         return self.assignment(
-            [self.level_of(w_bits)] * len(self.groups), [self.level_of(a_bits)] * len(self.groups)
+            [self.level_of(a_bits if m else w_bits) for m in maps], [self.level_of(a_bits)] * len(self.groups)
         )
 
     def all_high(self) -> Assignment:
