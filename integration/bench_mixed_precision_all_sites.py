@@ -13,9 +13,11 @@ Per recipe: sensitivity (timed, calibration split), greedy sweep and ILP under a
 uniform W5A5 (every site at 5 bits), the greedy pick and the ILP pick. Acceptance (issue #17): greedy at 5.0
 average bits drops <= 1.5 pt top-1 and is above uniform W5A5 at no larger size.
 
-Command that produced docs/measurements/mixed_precision_all_sites.csv:
-    python integration/bench_mixed_precision_all_sites.py --recipes minmax,mptq --calib 128 --quant-calib 512 \
-        --eval 2000 --out docs/measurements/mixed_precision_all_sites.csv
+Command that produced docs/measurements/mixed_precision_all_sites.csv (the rows are written after each
+recipe; that run was started with ``--recipes minmax,mptq`` and stopped during ``mptq`` for lack of time, so
+the file holds the ``minmax`` rows; timings are from a machine shared with 4 other jobs, load ~12 on 2 cores):
+    python integration/bench_mixed_precision_all_sites.py --recipes minmax --calib 128 --quant-calib 512 \
+        --eval 2000 --threads 2 --out docs/measurements/mixed_precision_all_sites.csv
 """
 
 from __future__ import annotations
