@@ -12,7 +12,9 @@ bits) and the ILP, then the real re-evaluation through ``vitq_plugins.pipeline.r
 * the 5-bit mixed config: average bits <= 5 and size <= uniform W5A5;
 * for reference, the pipeline's fully uniform W5A5 (every activation site at 5 bits).
 
-Prints the time and the table, checks the acceptance criteria and writes the table as CSV.
+Prints the time and the table, checks the acceptance criteria and writes the table as CSV. The fully
+quantized search (every activation site a knob, 5.0 average bits over all sites) is
+``bench_mixed_precision_all_sites.py``.
 
 Example:
     python integration/bench_mixed_precision.py --out runs/mixed_precision.csv

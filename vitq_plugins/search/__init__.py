@@ -8,12 +8,15 @@
 * :mod:`~vitq_plugins.search._ilp` - the HAWQ-V3 integer program (arXiv 2011.10680) with
   :func:`scipy.optimize.milp`.
 * :mod:`~vitq_plugins.search._space` - layers, cost model (MB, average bits, BOPs), budgets, pins, ties.
+* :mod:`~vitq_plugins.search._units` - the fully quantized space (``sites="all"``): LayerNorm inputs,
+  q/k/v, attention maps and the GELU output as knobs beside the Linear/Conv weights and inputs.
 * :mod:`~vitq_plugins.search._table` - the sensitivity table (JSON on disk).
 * :mod:`~vitq_plugins.search._run` - search orchestration, per-layer ``QuantConfig``, real re-evaluation.
 
 Example:
     >>> from vitq_plugins.search import Budget, run_search, sensitivity_table  # doctest: +SKIP
     >>> table = sensitivity_table("vit_tiny_cifar10", "minmax", n_calib=128, anchors=[4])  # doctest: +SKIP
+    >>> full = sensitivity_table("vit_tiny_cifar10", "minmax", anchors=[4], sites="all")  # doctest: +SKIP
     >>> res = run_search(table, [Budget("avg_bits", 5.0)], pins=["patch_embed.*", "head"])  # doctest: +SKIP
 
 Nothing here imports torch or scipy at import time.
@@ -49,6 +52,7 @@ from vitq_plugins.search._space import format_cost
 from vitq_plugins.search._space import parse_pins
 from vitq_plugins.search._table import METRICS
 from vitq_plugins.search._table import SensitivityTable
+from vitq_plugins.search._units import SITE_MODES
 
 __all__ = [
     "BUDGET_KINDS",
@@ -56,6 +60,7 @@ __all__ = [
     "KINDS",
     "METHODS",
     "METRICS",
+    "SITE_MODES",
     "TIE_MODES",
     "Assignment",
     "Budget",

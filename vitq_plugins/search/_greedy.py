@@ -23,7 +23,6 @@ import numpy as np
 from vitq_plugins.core.errors import VitqError
 from vitq_plugins.search._space import BUDGET_KINDS
 from vitq_plugins.search._space import KINDS
-from vitq_plugins.search._space import MB
 from vitq_plugins.search._space import Assignment
 from vitq_plugins.search._space import Budget
 from vitq_plugins.search._space import SearchSpace
@@ -133,9 +132,8 @@ def greedy_sweep(space: SearchSpace, cost_kinds: Sequence[str] = ("mb",)) -> Swe
     cands = np.asarray(space.candidates, dtype=np.float64)
     n_c = len(cands)
     member = space.membership()  # (G, L)
-    params_g = member @ space.cost.params
-    total_params = max(float(space.cost.params.sum()), 1.0)
     unit_loss = {k: member @ space.loss_table(k) for k in KINDS}  # (G, C)
+    allowed = {k: space.group_allowed(k) for k in KINDS}  # (G, C)
     hi, lo = space.all_high(), space.all_low()
     norm = {}
     for k in kinds:
@@ -151,19 +149,16 @@ def greedy_sweep(space: SearchSpace, cost_kinds: Sequence[str] = ("mb",)) -> Swe
         best: tuple[float, int, int, int, str] | None = None  # (score, jump, group, level, kind)
         for k in KINDS:
             cur = levels[k]
-            d_bits = cands[None, :] - cands[cur][:, None]  # (G, C), negative for lower candidates
             d_loss = unit_loss[k] - unit_loss[k][rows, cur][:, None]
             saving = np.zeros((n_groups, n_c))
             for ck in kinds:
-                if ck == "mb":
-                    s = -d_bits * params_g[:, None] / 8.0 / MB if k == "w" else np.zeros_like(d_bits)
-                elif ck == "avg_bits":
-                    s = -d_bits * params_g[:, None] / 2.0 / total_params
-                else:
-                    other = a_layer if k == "w" else w_layer
-                    s = -d_bits * (member @ (space.cost.macs * other))[:, None]
-                saving += s / norm[ck]
-            valid = (np.arange(n_c)[None, :] > cur[:, None]) & (saving > _EPS)
+                # every layer's cost with knob k at each candidate (the other knob as it is): (C, L)
+                w_try = np.broadcast_to(cands[:, None], (n_c, w_layer.size)) if k == "w" else w_layer[None, :]
+                a_try = np.broadcast_to(cands[:, None], (n_c, a_layer.size)) if k == "a" else a_layer[None, :]
+                now = space.cost.contributions(ck, w_layer, a_layer)
+                delta = space.cost.contributions(ck, w_try, a_try) - now[None, :]  # (C, L)
+                saving += -(member @ delta.T) / norm[ck]
+            valid = (np.arange(n_c)[None, :] > cur[:, None]) & (saving > _EPS) & allowed[k]
             if not valid.any():
                 continue
             score = np.where(valid, d_loss / np.where(valid, saving, 1.0), np.inf)

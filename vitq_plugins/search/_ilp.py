@@ -82,6 +82,9 @@ def solve_ilp(space: SearchSpace, budgets: Sequence[Budget], *, time_limit: floa
         rows.append(coef.reshape(-1))
         upper.append(b.value - fixed)
     one_hot = np.kron(np.eye(n_g), np.ones((1, n_pair)))
+    # a (w, a) pair outside a knob's valid bits is fixed at 0
+    ok = space.group_allowed("w")[:, :, None] & space.group_allowed("a")[:, None, :]  # (G, C, C)
+    upper_x = ok.reshape(-1).astype(np.float64)
     constraints = [
         LinearConstraint(one_hot, np.ones(n_g), np.ones(n_g)),
         LinearConstraint(np.vstack(rows), -np.inf, np.asarray(upper) + 1e-9 * np.abs(np.asarray(upper))),
@@ -93,7 +96,7 @@ def solve_ilp(space: SearchSpace, budgets: Sequence[Budget], *, time_limit: floa
         objective / scale,
         constraints=constraints,
         integrality=np.ones(objective.size),
-        bounds=Bounds(0, 1),
+        bounds=Bounds(0, upper_x),
         options={"time_limit": time_limit, "disp": False},
     )
     if res.x is None:
@@ -119,6 +122,8 @@ def compare_assignments(
     idx = {b: j for j, b in enumerate(space.candidates)}
     for i, ly in enumerate(space.layers):
         for k in KINDS:
+            if k == "w" and ly.w_inert:
+                continue
             b1 = (first.w_bits if k == "w" else first.a_bits)[i]
             b2 = (second.w_bits if k == "w" else second.a_bits)[i]
             if b1 != b2:

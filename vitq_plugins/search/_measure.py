@@ -13,6 +13,11 @@ fake-quantized once per candidate (per output channel, symmetric, vectorized) an
 activations are fake-quantized by a forward pre-hook with per-tensor asymmetric parameters from a first,
 streaming pass over the data (the recipe's ``act`` observer: MinMax, Percentile or OMSE from
 :mod:`vitq_plugins.ops`). The recipe's model transforms (``sqb`` for ``mptq``) are applied first.
+With ``sites="all"`` (the fully quantized space of :mod:`vitq_plugins.search._units`) every LayerNorm input
+(the residual stream, skip path included), q/k/v and attention map is a knob too: those tensors are
+observed and fake-quantized in place by taps (a pre-hook, or the attention/block forward re-stated as the
+wings run it), with the same observer, streaming statistics, stage re-runs and anchored estimate (local
+energy = the tensor's own quantization error ``||Q(x) - x||²``); the GELU output is ``fc2``'s input knob.
 Metrics accumulate as streaming sums, so memory does not grow with the number of images. The cost is
 about ``(#layers x 2 x #candidates) x (mean fraction of stages re-run)`` forward passes instead of
 ``#layers x 2 x #candidates`` full ones (about half for a ViT), with no backward pass.
@@ -189,7 +194,10 @@ class _ActStats:
         if self.kind == "omse":
             r = o.compute()
             return r.scale, r.zero_point
-        return qparams_from_minmax(o.min, o.max, bits, symmetric=False, signed=False)
+        # the range holds zero, as in the wings' observers (a softmax map of near-uniform rows is all > 0)
+        return qparams_from_minmax(
+            o.min.clamp(max=0), o.max.clamp(min=0), bits, symmetric=False, signed=False
+        )
 
 
 @dataclass(frozen=True)
@@ -204,6 +212,13 @@ class _Shared:
     approx: bool
     act_quantizer: str
     opts: dict[str, Any]
+
+
+def _slots(ly: Layer) -> tuple[int, ...]:
+    """The knobs (0 = ``w``, 1 = ``a``) measured for unit ``ly``."""
+    from vitq_plugins.search._units import TAPS
+
+    return tuple(slot for slot, _ in TAPS[ly.op]) if ly.op in TAPS else (0, 1)
 
 
 def _measure_chunk(shared: _Shared, task: tuple[tuple[int, ...], bool]) -> dict[str, Any]:
@@ -236,23 +251,51 @@ def _measure_chunk(shared: _Shared, task: tuple[tuple[int, ...], bool]) -> dict[
     stages, where = _stages(model, layers)
     n_l, n_c = len(layers), len(cands)
 
+    from vitq_plugins.search._units import TAPS
+    from vitq_plugins.search._units import install_tap
+
+    tapped = [i for i, ly in enumerate(layers) if ly.op in TAPS]  # ln / attn units
+    lin = [i for i, ly in enumerate(layers) if ly.op not in TAPS]
+
+    def stats_tap(i: int) -> Any:
+        def fn(slot: int, idx: int, x: torch.Tensor) -> torch.Tensor:
+            unit_stats[i][(slot, idx)].update(x.detach())
+            return x
+
+        return fn
+
     with torch.no_grad():
-        # pass 1: streaming activation statistics of every layer input
-        stats = [_ActStats(shared.act_quantizer, cands, shared.opts) for _ in layers]
+        # pass 1: streaming activation statistics of every layer input and every tapped tensor
+        stats = {i: _ActStats(shared.act_quantizer, cands, shared.opts) for i in lin}
+        unit_stats = {
+            i: {
+                (slot, idx): _ActStats(shared.act_quantizer, cands, shared.opts)
+                for slot, count in TAPS[layers[i].op]
+                for idx in range(count)
+            }
+            for i in tapped
+        }
         hooks = [
-            m.register_forward_pre_hook(lambda _m, inp, s=s: s.update(inp[0].detach()))
-            for m, s in zip(mods, stats, strict=True)
+            mods[i].register_forward_pre_hook(lambda _m, inp, s=s: s.update(inp[0].detach()))
+            for i, s in stats.items()
         ]
+        removers = [install_tap(modules, layers[i], stats_tap(i)) for i in tapped]
         try:
             for x in data:
                 model(x)
         finally:
             for h in hooks:
                 h.remove()
-        act_q: list[dict[int, tuple[torch.Tensor, torch.Tensor, int, int]]] = []
-        for s in stats:
-            act_q.append({b: (*s.qparams(b), *qrange(b, False)) for b in cands})
-        w_q = [{b: _weight_fq(m.weight, b) for b in cands} for m in mods]
+            for r in removers:
+                r()
+        act_q: dict[int, dict[int, tuple[torch.Tensor, torch.Tensor, int, int]]] = {}
+        for i, s in stats.items():
+            act_q[i] = {b: (*s.qparams(b), *qrange(b, False)) for b in cands}
+        unit_q = {
+            i: {key: {b: (*st.qparams(b), *qrange(b, False)) for b in cands} for key, st in d.items()}
+            for i, d in unit_stats.items()
+        }
+        w_q = {i: {b: _weight_fq(mods[i].weight, b) for b in cands} for i in lin}
 
         kl = np.zeros((2, n_l, n_c))
         agree = np.zeros((2, n_l, n_c))
@@ -263,9 +306,8 @@ def _measure_chunk(shared: _Shared, task: tuple[tuple[int, ...], bool]) -> dict[
         bar: Any = None
         from vitq_plugins.core.progress import bar as progress_bar
 
-        bar = progress_bar(
-            len(data) * n_l * 2 * len(measured), "sensitivity", "run", show=progress, leave=False
-        )
+        n_runs = sum(len(_slots(ly)) for ly in layers) * len(measured)
+        bar = progress_bar(len(data) * n_runs, "sensitivity", "run", show=progress, leave=False)
 
         def energy_hook(i: int) -> Any:
             def hook(m: Any, inp: tuple[Any, ...]) -> None:
@@ -279,14 +321,31 @@ def _measure_chunk(shared: _Shared, task: tuple[tuple[int, ...], bool]) -> dict[
 
             return hook
 
+        def energy_tap(i: int) -> Any:
+            def fn(slot: int, idx: int, x: torch.Tensor) -> torch.Tensor:
+                for j, c in enumerate(cands):
+                    scale, zp, qmin, qmax = unit_q[i][(slot, idx)][c]
+                    energy[slot, i, j] += float(
+                        (fake_quant(x, scale, zp, qmin, qmax) - x).double().pow(2).sum()
+                    )
+                return x
+
+            return fn
+
+        def quant_tap(i: int, slot: int, c: int) -> Any:
+            def fn(s: int, idx: int, x: torch.Tensor) -> torch.Tensor:
+                if s != slot:
+                    return x
+                scale, zp, qmin, qmax = unit_q[i][(s, idx)][c]
+                return fake_quant(x, scale, zp, qmin, qmax)
+
+            return fn
+
         try:
             for x in data:
                 inputs: list[torch.Tensor] = []
-                handles = (
-                    [m.register_forward_pre_hook(energy_hook(i)) for i, m in enumerate(mods)]
-                    if approx
-                    else []
-                )
+                handles = [mods[i].register_forward_pre_hook(energy_hook(i)) for i in lin] if approx else []
+                removers = [install_tap(modules, layers[i], energy_tap(i)) for i in tapped] if approx else []
                 try:
                     h = x
                     for st in stages:
@@ -295,6 +354,8 @@ def _measure_chunk(shared: _Shared, task: tuple[tuple[int, ...], bool]) -> dict[
                 finally:
                     for hd in handles:
                         hd.remove()
+                    for r in removers:
+                        r()
                 fp = h.float()
                 n_img += int(x.shape[0])
                 n_out += int(fp.numel())
@@ -315,7 +376,18 @@ def _measure_chunk(shared: _Shared, task: tuple[tuple[int, ...], bool]) -> dict[
                     agree[kind, i, j] += agreement_count(fp, out)
                     sse[kind, i, j] += float(((out - fp).double() ** 2).sum())
 
-                for i, m in enumerate(mods):
+                for i in tapped:
+                    for slot in _slots(layers[i]):
+                        for j in measured:
+                            remove = install_tap(modules, layers[i], quant_tap(i, slot, cands[j]))
+                            try:
+                                score(slot, i, j, where[i])
+                            finally:
+                                remove()
+                    if bar is not None:
+                        bar.update(len(_slots(layers[i])) * len(measured))
+                for i in lin:
+                    m = mods[i]
                     orig = m.weight.data
                     try:
                         for j in measured:
@@ -353,6 +425,8 @@ def measure_sensitivity(
     anchors: Sequence[int] | None = None,
     progress: bool = False,
     executor: Executor | None = None,
+    sites: str = "linear",
+    ranges: Mapping[str, tuple[int, int]] | None = None,
 ) -> SensitivityTable:
     """Measure the sensitivity table of ``model`` on image ``batches`` (see the module docstring).
 
@@ -371,6 +445,11 @@ def measure_sensitivity(
         executor: where the layer tasks run (:mod:`vitq_plugins.executors`); ``None``: serially in this
             process. With ``num_workers > 1`` the layers are dealt round robin into ``2 x num_workers``
             tasks; the model and the batches are shipped once. The numbers do not depend on the split.
+        sites: ``"linear"`` (Linear/Conv weights and inputs) or ``"all"`` (also every LayerNorm input, q/k/v
+            and attention map; the GELU output is ``fc2``'s input knob): see
+            :mod:`vitq_plugins.search._units`. The tapped tensors are simulated with ``act_quantizer``.
+        ranges: site -> valid ``(min, max)`` bits (``sites="all"``; default: every site of
+            :data:`~vitq_plugins.core.specs.SITES` at 1..32).
 
     Returns:
         The :class:`SensitivityTable` (``meta`` holds the image count and the seconds taken).
@@ -394,6 +473,10 @@ def measure_sensitivity(
             f"anchors {sorted(anchor_set)!r} are invalid: expected a non-empty subset of the candidates {list(cands)}"
         )
     approx = anchor_set != set(cands)
+    from vitq_plugins.search._units import SITE_MODES
+
+    if sites not in SITE_MODES:
+        raise VitqError(f"sites {sites!r} is invalid: valid values are {', '.join(SITE_MODES)}")
     if act_quantizer not in ACT_OBSERVERS:
         raise VitqError(
             f"activation quantizer {act_quantizer!r} cannot be simulated for sensitivity "
@@ -405,6 +488,14 @@ def measure_sensitivity(
     model = copy.deepcopy(model).eval()
     size = tuple(input_size) if input_size is not None else tuple(int(v) for v in data[0].shape[1:])
     layers, float_params, matmul = find_layers(model, size)
+    if sites == "all":
+        from vitq_plugins.core.specs import SITES
+        from vitq_plugins.evaluation.macs import count_macs
+        from vitq_plugins.search._units import all_site_units
+
+        if ranges is None:
+            ranges = dict.fromkeys(SITES, (1, 32))
+        layers = all_site_units(model, layers, count_macs(model, size), size, ranges)
     n_l, n_c = len(layers), len(cands)
     measured = [j for j, c in enumerate(cands) if c in anchor_set]
     shared = _Shared(
@@ -455,6 +546,7 @@ def measure_sensitivity(
         "baseline": "float",
         "anchors": [cands[j] for j in measured],
         "input_size": list(size),
+        "sites": sites,
     }
     return SensitivityTable(
         tuple(layers),

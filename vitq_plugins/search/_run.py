@@ -6,9 +6,13 @@ solution is HAWQ-V3's ILP (arXiv 2011.10680). Both are always computed (the ILP 
 quantized and evaluated for real through :func:`vitq_plugins.pipeline.run_quantize`, so every point carries
 both the additive estimate and the measured numbers.
 
-Config format: the searched layers are written as exact-FQN overrides ``{fqn: {w_bits, a_bits}}``. The
-config's defaults (``w_bits`` = highest candidate, ``a_bits`` = ``base_a_bits``, ``attn_bits``) govern the
-sites that are not searched: LayerNorm inputs, GELU output, q/k/v, residual adds and the attention map.
+Config format: the searched units are written as exact-FQN overrides. Linear space: ``{fqn: {w_bits,
+a_bits}}``; the config's defaults (``w_bits`` = highest candidate, ``a_bits`` = ``base_a_bits``,
+``attn_bits``) govern the sites that are not searched: LayerNorm inputs, GELU output, q/k/v, residual adds
+and the attention map. All-sites space: also ``{norm: {a_bits}}`` (LayerNorm input), ``{attn: {a_bits,
+attn_bits}}`` (q/k/v and the attention map), and each served module (the GELU before ``fc2``, the block
+whose residual a LayerNorm input quantizes) gets its owner's ``a_bits``, so every quantized site of the
+recipe carries a searched bit-width.
 """
 
 from __future__ import annotations
@@ -54,13 +58,19 @@ def to_quant_config(
     attn_bits: int | None = None,
     options: Mapping[str, Any] | None = None,
 ) -> QuantConfig:
-    """The per-layer :class:`QuantConfig` of an assignment (every searched layer as an exact FQN key)."""
+    """The per-layer :class:`QuantConfig` of an assignment (every searched unit as an exact FQN key)."""
     top = space.candidates[0]
     a = base_a_bits or top
-    layers = {
-        ly.fqn: LayerOverride(w_bits=int(w), a_bits=int(b))
-        for ly, w, b in zip(space.layers, asg.w_bits, asg.a_bits, strict=True)
-    }
+    layers: dict[str, LayerOverride] = {}
+    for ly, w, b in zip(space.layers, asg.w_bits, asg.a_bits, strict=True):
+        if ly.op == "ln":
+            layers[ly.fqn] = LayerOverride(a_bits=int(b))
+        elif ly.op == "attn":
+            layers[ly.fqn] = LayerOverride(a_bits=int(b), attn_bits=int(w))
+        else:
+            layers[ly.fqn] = LayerOverride(w_bits=int(w), a_bits=int(b))
+        for served in ly.served:
+            layers[served] = LayerOverride(a_bits=int(b))
     return QuantConfig(recipe, top, a, attn_bits or a, layers, dict(options or {}))
 
 

@@ -29,7 +29,7 @@ from vitq_plugins.search._measure import ACT_OBSERVERS
 from vitq_plugins.search._measure import DEFAULT_CANDIDATES
 from vitq_plugins.search._measure import measure_sensitivity
 
-__all__ = ["CACHE_ENV", "cache_path", "default_cache_dir", "sensitivity_table"]
+__all__ = ["CACHE_ENV", "cache_path", "default_cache_dir", "sensitivity_table", "site_ranges"]
 
 #: environment variable overriding the cache directory (default ``~/.cache/vitq``)
 CACHE_ENV = "VITQ_CACHE_DIR"
@@ -40,6 +40,19 @@ def default_cache_dir() -> Path:
     """``$VITQ_CACHE_DIR`` or ``~/.cache/vitq``."""
     env = os.environ.get(CACHE_ENV)
     return Path(env) if env else Path.home() / ".cache" / "vitq"
+
+
+def site_ranges(quantizers: Mapping[str, str], host: PluginHost) -> dict[str, tuple[int, int]]:
+    """Site -> the bits the recipe's quantizer there supports in *every* wing (its range narrowed by each
+    ``QuantizerSpec.wing_bits``), so that a searched config runs on Brevitas and FX alike."""
+    out: dict[str, tuple[int, int]] = {}
+    for site, name in quantizers.items():
+        spec = host.quantizers.get(name)
+        lo, hi = spec.min_bits, spec.max_bits
+        for wlo, whi in spec.wing_bits.values():
+            lo, hi = max(lo, wlo), min(hi, whi)
+        out[site] = (lo, hi)
+    return out
 
 
 def cache_path(cache_dir: str | Path, key: Mapping[str, Any]) -> Path:
@@ -67,6 +80,7 @@ def sensitivity_table(
     pretrained: bool = True,
     anchors: Sequence[int] | None = None,
     executor: Executor | None = None,
+    sites: str = "linear",
 ) -> SensitivityTable:
     """Resolve model, recipe and data, then measure (or load from the on-disk cache) the sensitivity table.
 
@@ -92,6 +106,10 @@ def sensitivity_table(
         anchors: candidates measured through the network (``None``: all); see :func:`measure_sensitivity`.
         executor: where the measurement runs (``None``: serially); not part of the cache key, since the
             numbers do not depend on it.
+        sites: ``"linear"`` (Linear/Conv weights and inputs; the other activation sites stay at the
+            config's defaults) or ``"all"`` (fully quantized: every activation site the recipe quantizes is
+            a knob, each with the bit range its quantizer supports in every wing); see
+            :mod:`vitq_plugins.search._space`.
 
     Returns:
         The table; ``meta["cache"]`` is ``"hit"`` or ``"miss"`` and ``meta["cache_path"]`` the file.
@@ -109,6 +127,10 @@ def sensitivity_table(
         from vitq_plugins.core.manager import get_host
 
         host = get_host()
+    from vitq_plugins.search._units import SITE_MODES
+
+    if sites not in SITE_MODES:
+        raise VitqError(f"sites {sites!r} is invalid: valid values are {', '.join(SITE_MODES)}")
     spec = host.recipes.get(recipe)
     wq = spec.quantizers.get("weight", "")
     aq = spec.quantizers.get("act", "")
@@ -137,6 +159,8 @@ def sensitivity_table(
         "candidates": list(cands),
         "anchors": sorted(set(cands) if anchors is None else {int(c) for c in anchors}, reverse=True),
     }
+    if sites != "linear":  # linear tables keep their earlier cache key
+        key["sites"] = sites
     path = cache_path(cache_dir if cache_dir is not None else default_cache_dir(), key)
     if use_cache and path.is_file():
         try:
@@ -167,6 +191,8 @@ def sensitivity_table(
         anchors=anchors,
         progress=progress,
         executor=executor,
+        sites=sites,
+        ranges=site_ranges(spec.quantizers, host),
     )
     meta = {**table.meta, "key": key, "model": model_name, "data": data_name, "recipe": recipe, "seed": seed}
     table = SensitivityTable(

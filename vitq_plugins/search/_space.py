@@ -1,19 +1,39 @@
-"""The mixed-precision search space: quantizable layers, the cost model, budgets, pins and tied groups.
+"""The mixed-precision search space: quantizable units, the cost model, budgets, pins and tied groups.
 
-A *layer* is one ``nn.Linear``/``nn.Conv2d`` (the ``weight`` and ``act`` sites of :mod:`vitq_plugins.sites`);
-each has two knobs, its weight bits ``w`` and its input-activation bits ``a``. The cost model is the one of
-HAWQ-V3 (arXiv 2011.10680, §3.4) and AIMET AMP:
+A *unit* (:class:`Layer`) has two knobs, ``w`` and ``a``. Two spaces exist:
+
+* **linear** (the default of :func:`~vitq_plugins.search.sensitivity_table`): one unit per
+  ``nn.Linear``/``nn.Conv2d``, ``w`` = its weight bits, ``a`` = its input bits (the ``weight``/``act`` sites of
+  :mod:`vitq_plugins.sites`); every other activation site is held at the config's defaults.
+* **all** (fully quantized, MPTQ-ViT arXiv 2401.14895 "Greedy MP"): every quantized tensor of the recipe is a
+  knob. Linear/Conv units as above, except that ``fc2``'s input knob *is* the GELU output (the wings
+  quantize that tensor once, at ``gelu_output``; the unit lists the GELU in :attr:`Layer.served`); one
+  ``ln`` unit per LayerNorm (``a`` = its input, which for a block's ``norm1``/``norm2`` is also the residual
+  stream: the previous block's ``residual`` site is listed in :attr:`Layer.served`; ``w`` is inert); one
+  ``attn`` unit per attention (``a`` = q, k and v, the ``attn_matmul`` site; ``w`` = the attention map,
+  the ``softmax_output`` site, i.e. the left operand of ``attn @ v``).
+
+The cost model is the one of HAWQ-V3 (arXiv 2011.10680, §3.4) and AIMET AMP:
 
 * ``mb``: weight size in MB (10^6 bytes) = Σ params·w_bits/8 + the float parameters (biases, norms,
   embeddings: 4 bytes each);
-* ``avg_bits``: parameter-weighted average bits of the quantizable layers, weights *and* activations counted
-  alike, Σ params·(w + a)/2 / Σ params, so that uniform WxAy has ``(x + y) / 2``;
-* ``bops``: Σ MACs·w_bits·a_bits per image (AIMET ``calculate_starting_bit_ops``), plus the two attention
-  matmuls (q·kᵀ, attn·v), which are not searched and are counted at the base activation bits.
+* ``avg_bits``: linear space: parameter-weighted average bits of the quantizable layers, weights *and*
+  activations counted alike, Σ params·(w + a)/2 / Σ params, so that uniform WxAy has ``(x + y) / 2``.
+  All-sites space: **the mean of the weight average and the activation average**, ``(W̄ + Ā)/2``, where
+  ``W̄`` = Σ params·w / Σ params over every weight site and ``Ā`` = Σ elems·a / Σ elems over every quantized
+  activation tensor (elements per image; each tensor counted once, by the unit that owns it: Linear inputs,
+  LayerNorm inputs, GELU output, q/k/v, attention map). Uniform WxAy again gives ``(x + y) / 2``, so 5.0 =
+  the size of uniform W5A5 with every site counted;
+* ``bops``: Σ MACs·w_bits·a_bits per image (AIMET ``calculate_starting_bit_ops``); the two attention matmuls
+  (q·kᵀ, attn·v) are counted at the base activation bits in the linear space and searched in the all-sites
+  space, ``MACs/2·a·(a + w)`` (q·kᵀ and attn·v have the same MACs, N²·D per head).
 
-Tied groups (HAWQ-V3 ties residual layers with equality constraints) share one decision per knob:
-``tie="attn"`` ties each attention's ``qkv`` with its ``proj``; ``tie="block"`` ties every layer of a
-transformer block. Pinned layers keep fixed bits and leave their group.
+Each knob has a valid bit range (:attr:`Layer.w_range`/``a_range``, the recipe's quantizer at that site in
+every wing); candidates outside it are never chosen. Tied groups (HAWQ-V3 ties residual layers with
+equality constraints) share one decision per knob: ``tie="attn"`` ties each attention's ``qkv`` with its
+``proj``; ``tie="block"`` ties every Linear/LayerNorm unit of a transformer block (``attn`` units keep their
+own decision: their ``w`` is the attention map, not a weight). Pinned units keep fixed bits and leave
+their group.
 """
 
 from __future__ import annotations
@@ -30,6 +50,7 @@ import numpy.typing as npt
 from vitq_plugins.core.errors import VitqError
 
 __all__ = [
+    "ACT_OPS",
     "BUDGET_KINDS",
     "BUDGET_LABELS",
     "KINDS",
@@ -52,20 +73,29 @@ BUDGET_KINDS: tuple[str, ...] = ("mb", "avg_bits", "bops")
 BUDGET_LABELS: dict[str, str] = {"mb": "size", "avg_bits": "average bits", "bops": "BOPs"}
 #: How layers are tied into one decision.
 TIE_MODES: tuple[str, ...] = ("none", "attn", "block")
+#: Unit kinds of the all-sites space beside ``linear``/``conv``.
+ACT_OPS: tuple[str, ...] = ("ln", "attn")
 MB = 1e6
+_ANY_BITS = (1, 32)
 
 
 @dataclass(frozen=True)
 class Layer:
-    """One quantizable layer.
+    """One decision unit of the search space (see the module docstring for the two knobs of each ``op``).
 
     Args:
         fqn: module name as ``model.named_modules()`` yields it.
-        op: ``"linear"`` or ``"conv"``.
-        params: weight elements.
-        macs: multiply-accumulates per image.
+        op: ``"linear"``, ``"conv"``, ``"ln"`` (LayerNorm input) or ``"attn"`` (q/k/v and attention map).
+        params: weight elements (0 for ``ln``/``attn``).
+        macs: multiply-accumulates per image (``attn``: q·kᵀ plus attn·v).
         block: FQN of the enclosing transformer block ("" if none).
         attn: FQN of the enclosing attention module ("" if none).
+        act_elems: elements per image of the tensor the ``a`` knob quantizes (all-sites space; 0: not counted).
+        map_elems: elements per image of the attention map (``attn`` units' ``w`` knob).
+        served: other module FQNs whose activation site is this ``a`` knob's tensor (their config override
+            gets the same ``a_bits``: the GELU before ``fc2``, the block whose residual a LayerNorm quantizes).
+        w_range: valid bits of the ``w`` knob (inclusive).
+        a_range: valid bits of the ``a`` knob (inclusive).
     """
 
     fqn: str
@@ -74,10 +104,20 @@ class Layer:
     macs: int
     block: str = ""
     attn: str = ""
+    act_elems: int = 0
+    map_elems: int = 0
+    served: tuple[str, ...] = ()
+    w_range: tuple[int, int] = _ANY_BITS
+    a_range: tuple[int, int] = _ANY_BITS
+
+    @property
+    def w_inert(self) -> bool:
+        """Whether the ``w`` knob stands for nothing (a LayerNorm unit has only its input knob)."""
+        return self.op == "ln"
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-able form."""
-        return {
+        """JSON-able form (the all-sites fields only when set, so linear tables are unchanged)."""
+        out: dict[str, Any] = {
             "fqn": self.fqn,
             "op": self.op,
             "params": self.params,
@@ -85,10 +125,17 @@ class Layer:
             "block": self.block,
             "attn": self.attn,
         }
+        if self.act_elems or self.map_elems or self.served:
+            out.update(act_elems=self.act_elems, map_elems=self.map_elems, served=list(self.served))
+        if self.w_range != _ANY_BITS or self.a_range != _ANY_BITS:
+            out.update(w_range=list(self.w_range), a_range=list(self.a_range))
+        return out
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> Layer:
         """Inverse of :meth:`to_dict`."""
+        wr = d.get("w_range", _ANY_BITS)
+        ar = d.get("a_range", _ANY_BITS)
         return cls(
             str(d["fqn"]),
             str(d["op"]),
@@ -96,6 +143,11 @@ class Layer:
             int(d["macs"]),
             str(d.get("block", "")),
             str(d.get("attn", "")),
+            int(d.get("act_elems", 0)),
+            int(d.get("map_elems", 0)),
+            tuple(str(x) for x in d.get("served", ())),
+            (int(wr[0]), int(wr[1])),
+            (int(ar[0]), int(ar[1])),
         )
 
 
@@ -159,6 +211,22 @@ class CostModel:
         """MACs per image per layer."""
         return np.array([ly.macs for ly in self.layers], dtype=np.float64)
 
+    @property
+    def all_sites(self) -> bool:
+        """Whether this is the all-sites space (it holds LayerNorm/attention units)."""
+        return any(ly.op in ACT_OPS for ly in self.layers)
+
+    def avg_coefficients(self) -> tuple[FloatArray, FloatArray]:
+        """Per-layer weights of the ``w`` and ``a`` bits in ``avg_bits`` (see the module docstring)."""
+        p = self.params
+        if not self.all_sites:
+            c = p / 2.0 / max(float(p.sum()), 1.0)
+            return c, c
+        act = np.array([ly.act_elems for ly in self.layers], dtype=np.float64)
+        amap = np.array([ly.map_elems for ly in self.layers], dtype=np.float64)
+        n_act = max(float(act.sum() + amap.sum()), 1.0)
+        return p / 2.0 / max(float(p.sum()), 1.0) + amap / 2.0 / n_act, act / 2.0 / n_act
+
     def contributions(self, kind: str, w_bits: npt.ArrayLike, a_bits: npt.ArrayLike) -> FloatArray:
         """Per-layer cost terms (without the constant part), broadcast over ``w_bits``/``a_bits``."""
         w = np.asarray(w_bits, dtype=np.float64)
@@ -166,9 +234,11 @@ class CostModel:
         if kind == "mb":
             return np.asarray(self.params * w / 8.0 / MB + 0.0 * a)
         if kind == "avg_bits":
-            return np.asarray(self.params * (w + a) / 2.0 / max(float(self.params.sum()), 1.0))
+            cw, ca = self.avg_coefficients()
+            return np.asarray(cw * w + ca * a)
         if kind == "bops":
-            return np.asarray(self.macs * w * a)
+            is_attn = np.array([ly.op == "attn" for ly in self.layers])
+            return np.asarray(np.where(is_attn, self.macs * a * (a + w) / 2.0, self.macs * w * a))
         raise VitqError(f"cost kind {kind!r} is invalid: valid kinds are {', '.join(BUDGET_KINDS)}")
 
     def constant(self, kind: str) -> float:
@@ -253,6 +323,8 @@ def parse_pins(specs: Sequence[str], layers: Sequence[Layer], candidates: Sequen
 
 
 def _group_key(layer: Layer, tie: str) -> str:
+    if layer.op == "attn":  # its w knob is the attention map: never tied to weights
+        return layer.fqn
     if tie == "attn" and layer.attn:
         return layer.attn
     if tie == "block" and layer.block:
@@ -314,6 +386,12 @@ class SearchSpace:
             raise VitqError(f"loss tables must have shape {shape}, got {lw.shape} and {la.shape}")
         if not (np.isfinite(lw).all() and np.isfinite(la).all()):
             raise VitqError("loss tables hold non-finite values")
+        for ly in layers:
+            for kind, (lo, hi) in (("w", ly.w_range), ("a", ly.a_range)):
+                if not (kind == "w" and ly.w_inert) and not any(lo <= c <= hi for c in cands):
+                    raise VitqError(
+                        f"{ly.fqn}: no candidate in {cands} lies in the valid {kind} bits {lo}..{hi}"
+                    )
         pins = dict(pins or {})
         keys: dict[str, list[int]] = {}
         for i, ly in enumerate(layers):
@@ -360,23 +438,56 @@ class SearchSpace:
         """Index of ``bits`` in :attr:`candidates`."""
         return self.candidates.index(bits)
 
+    def allowed(self, kind: str) -> npt.NDArray[np.bool_]:
+        """``(layers, candidates)``: which candidates lie in each layer's valid range for knob ``kind``
+        (an inert knob allows every candidate: it costs and loses nothing and is written at the top)."""
+        c = np.asarray(self.candidates)
+        rng = np.array([ly.w_range if kind == "w" else ly.a_range for ly in self.layers]).reshape(-1, 2)
+        ok = (c[None, :] >= rng[:, :1]) & (c[None, :] <= rng[:, 1:])
+        if kind == "w":
+            ok |= np.array([ly.w_inert for ly in self.layers], dtype=bool)[:, None]
+        return np.asarray(ok)
+
+    def group_allowed(self, kind: str) -> npt.NDArray[np.bool_]:
+        """``(groups, candidates)``: candidates every member of a group allows for knob ``kind``."""
+        ok = self.allowed(kind)
+        return np.array([ok[list(m)].all(axis=0) for m in self.groups], dtype=bool).reshape(
+            len(self.groups), len(self.candidates)
+        )
+
+    def _fit(self, i: int, kind: str, bits: int) -> int:
+        """``bits`` for knob ``kind`` of layer ``i``: the top candidate for an inert knob, else the nearest
+        candidate inside the layer's valid range (the highest one below ``bits`` first)."""
+        ly = self.layers[i]
+        if kind == "w" and ly.w_inert:
+            return self.candidates[0]
+        lo, hi = ly.w_range if kind == "w" else ly.a_range
+        if lo <= bits <= hi:
+            return bits
+        ok = [c for c in self.candidates if lo <= c <= hi]
+        below = [c for c in ok if c <= bits]
+        return max(below) if below else min(ok)
+
     # --- assignments --------------------------------------------------------------------------
     def assignment(self, w_levels: Sequence[int], a_levels: Sequence[int]) -> Assignment:
-        """The per-layer bits of per-group candidate levels (pins filled in)."""
+        """The per-layer bits of per-group candidate levels (pins filled in; each knob fitted to its
+        valid range, inert knobs at the top candidate)."""
         w = [0] * len(self.layers)
         a = [0] * len(self.layers)
         for i, b in self.pins.items():
-            w[i] = a[i] = b
+            w[i], a[i] = self._fit(i, "w", b), self._fit(i, "a", b)
         for g, members in enumerate(self.groups):
             for i in members:
-                w[i] = self.candidates[w_levels[g]]
-                a[i] = self.candidates[a_levels[g]]
+                w[i] = self._fit(i, "w", self.candidates[w_levels[g]])
+                a[i] = self._fit(i, "a", self.candidates[a_levels[g]])
         return Assignment(tuple(w), tuple(a))
 
     def uniform(self, w_bits: int, a_bits: int) -> Assignment:
-        """Every searchable layer at ``w_bits``/``a_bits`` (pins kept)."""
+        """Every searchable layer at ``w_bits``/``a_bits`` (pins kept); an ``attn`` unit's attention map is an
+        activation, so it gets ``a_bits``."""
+        maps = [all(self.layers[i].op == "attn" for i in g) for g in self.groups]
         return self.assignment(
-            [self.level_of(w_bits)] * len(self.groups), [self.level_of(a_bits)] * len(self.groups)
+            [self.level_of(a_bits if m else w_bits) for m in maps], [self.level_of(a_bits)] * len(self.groups)
         )
 
     def all_high(self) -> Assignment:

@@ -36,7 +36,9 @@ TABLE_VERSION = 1
 
 @dataclass(frozen=True)
 class SensitivityTable:
-    """Loss of lowering one layer's weights or input activations to each candidate, the rest float.
+    """Loss of lowering one unit's ``w`` or ``a`` knob to each candidate, the rest float.
+
+    ``meta["sites"]`` is ``"linear"`` or ``"all"`` (see :mod:`vitq_plugins.search._space`).
 
     Args:
         layers: the quantizable layers (with params and MACs per image).
@@ -82,12 +84,14 @@ class SensitivityTable:
             tie: ``none``, ``attn`` (qkv with proj) or ``block``.
             pins: ``GLOB`` or ``GLOB=BITS`` specs.
             base_a_bits: bits of the activation sites that are not searched (they enter BOPs through the
-                attention matmuls); default: the highest candidate.
+                attention matmuls; none in an all-sites table); default: the highest candidate.
             attn_bits: attention-map bits (``attn @ v`` BOPs); default: ``base_a_bits``.
         """
         a = base_a_bits or self.candidates[0]
         s = attn_bits or a
         fixed_bops = float(self.matmul_macs.get("qk", 0) * a * a + self.matmul_macs.get("av", 0) * s * a)
+        if any(ly.op == "attn" for ly in self.layers):  # all-sites space: the matmuls are searched
+            fixed_bops = 0.0
         return SearchSpace.build(
             self.layers,
             self.candidates,
