@@ -1,0 +1,59 @@
+"""The public PT2E extension API: everything a paper package needs to give its quantizers a PT2E form.
+
+A quantizer's PT2E adapter (``QuantizerSpec.backends["pt2e"]``) is called ``factory(site, bits, **options)``
+and returns a :class:`torchao.quantization.pt2e.quantizer.QuantizationSpec` (build it with
+:func:`act_spec` / :func:`weight_spec`, or from an own :class:`VitqObserver` subclass with :func:`spec_for`).
+The wing annotates the site's tensor with it; ``convert_pt2e`` turns the observer into a q/dq pair that
+Inductor lowers to x86 int8 kernels. The wing dispatches on this type only; it never names a quantizer.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torchao.quantization.pt2e.quantizer import QuantizationSpec
+
+from vitq_plugins.pt2e.observers import PT2E_MAX_BITS
+from vitq_plugins.pt2e.observers import UniformActObserver
+from vitq_plugins.pt2e.observers import VitqObserver
+from vitq_plugins.pt2e.observers import WeightObserver
+
+__all__ = [
+    "PT2E_MAX_BITS",
+    "QuantizationSpec",
+    "UniformActObserver",
+    "VitqObserver",
+    "WeightObserver",
+    "act_spec",
+    "spec_for",
+    "weight_spec",
+]
+
+
+def spec_for(ctor: Any) -> QuantizationSpec:
+    """The :class:`QuantizationSpec` of an observer constructor (``SomeObserver.with_args(...)``): dtype,
+    range, qscheme and channel axis are read from one instance, so spec and observer cannot disagree."""
+    obs = ctor()
+    if not isinstance(obs, VitqObserver):
+        raise TypeError(f"pt2e adapters build VitqObserver subclasses, got {type(obs).__name__}")
+    per_channel = obs.qscheme in (torch.per_channel_symmetric, torch.per_channel_affine)
+    return QuantizationSpec(
+        dtype=obs.dtype,
+        observer_or_fake_quant_ctr=ctor,
+        quant_min=obs.quant_min,
+        quant_max=obs.quant_max,
+        qscheme=obs.qscheme,
+        ch_axis=obs.ch_axis if per_channel else None,
+        is_dynamic=False,
+    )
+
+
+def act_spec(bits: int, method: str = "minmax", percentile: float = 0.99999) -> QuantizationSpec:
+    """Per-tensor asymmetric uint8-container activation spec (:class:`UniformActObserver`)."""
+    return spec_for(UniformActObserver.with_args(bits=bits, method=method, percentile=percentile))
+
+
+def weight_spec(bits: int) -> QuantizationSpec:
+    """Per-output-channel symmetric int8-container weight spec (:class:`WeightObserver`, axis 0)."""
+    return spec_for(WeightObserver.with_args(bits=bits, ch_axis=0))
