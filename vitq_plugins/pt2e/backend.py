@@ -77,16 +77,29 @@ class Pt2ePrepared:
 
 
 def _specs(plan: Mapping[str, Site], config: QuantConfig, host: PluginHost) -> dict[str, Any]:
+    """What each planned site's PT2E adapter returns: a ``QuantizationSpec`` or a :class:`SiteOp`.
+
+    Raises:
+        ConfigError: an adapter that returns something else, or a ``SiteOp`` on a site it cannot replace.
+    """
     from torchao.quantization.pt2e.quantizer import QuantizationSpec
+
+    from vitq_plugins.pt2e.extension import SITE_OP_SITES
+    from vitq_plugins.pt2e.extension import SiteOp
 
     opts = dict(config.options)
     out: dict[str, Any] = {}
     for key, s in plan.items():
         made = host.quantizers.get(s.quantizer).factory("pt2e")(s.site, s.bits, **opts)
-        if not isinstance(made, QuantizationSpec):
+        if isinstance(made, SiteOp) and s.site not in SITE_OP_SITES:
+            raise ConfigError(
+                f"quantizer {s.quantizer!r} at {key}: a pt2e SiteOp replaces an output tensor, valid on "
+                f"{', '.join(SITE_OP_SITES)}, not on {s.site!r}"
+            )
+        if not isinstance(made, QuantizationSpec | SiteOp):
             raise ConfigError(
                 f"quantizer {s.quantizer!r} at {key}: its pt2e adapter returned {type(made).__name__}, "
-                "expected a torchao QuantizationSpec (vitq_plugins.pt2e.extension)"
+                "expected a torchao QuantizationSpec or a SiteOp (vitq_plugins.pt2e.extension)"
             )
         out[key] = made
     return out

@@ -10,8 +10,11 @@ the next LayerNorm and the skip path on the LayerNorm input grid, as FQ-ViT does
 * producers: ``aten.gelu`` -> ``<module>:gelu_output``; an attention's ``aten.softmax`` ->
   ``<attn>:softmax_output``; a block's ``aten.add`` -> ``<block>:residual``.
 
-Weights are annotated on the ``aten.linear``/``aten.conv2d`` weight edge (``<module>:weight``). Papers: FQ-ViT
-arXiv 2111.13824 (sites, Fig. 2).
+Weights are annotated on the ``aten.linear``/``aten.conv2d`` weight edge (``<module>:weight``). A site whose
+adapter returned a :class:`~vitq_plugins.pt2e.extension.SiteOp` (a non-affine quantizer as a custom op) gets the
+op inserted on its output tensor in :meth:`VitqQuantizer.transform_for_annotation`; the op's output then carries
+the site (and its ``output_spec``, if any, instead of an observer). Papers: FQ-ViT arXiv 2111.13824 (sites,
+Fig. 2).
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from torchao.quantization.pt2e.quantizer import Quantizer
 from torchao.quantization.pt2e.quantizer import SharedQuantizationSpec
 
 from vitq_plugins.core.errors import VitqError
+from vitq_plugins.pt2e.extension import SiteOp
 from vitq_plugins.pt2e.graph import scope_of
 from vitq_plugins.pt2e.graph import strip_eval_dropout
 from vitq_plugins.sites import Site
@@ -80,9 +84,39 @@ class VitqQuantizer(Quantizer):  # type: ignore[misc]  # torchao ships no stubs
         self._block = {f for f, m in mods.items() if is_block(m)}
         self.report = SiteReport()
 
+    def _output_site(self, t: fx.Node) -> str | None:
+        """The output site ``t`` produces (GELU, an attention's softmax, a block's add), else ``None``."""
+        if t.op != "call_function":
+            return None
+        scope = scope_of(t)
+        if t.target is _aten.gelu.default:
+            return f"{scope}:gelu_output"
+        if t.target in _SOFTMAX and scope in self._attn:
+            return f"{scope}:softmax_output"
+        if t.target is _aten.add.Tensor and scope in self._block:
+            return f"{scope}:residual"
+        return None
+
     def transform_for_annotation(self, model: fx.GraphModule) -> fx.GraphModule:
-        """Drop evaluation-mode dropouts so each site's tensor feeds its consumer directly."""
+        """Drop evaluation-mode dropouts so each site's tensor feeds its consumer directly, and insert every
+        planned :class:`SiteOp` on its site's output tensor."""
         strip_eval_dropout(model)
+        graph = model.graph
+        for t in list(graph.nodes):
+            key = self._output_site(t)
+            made = self.specs.get(key) if key is not None and key in self.plan else None
+            if not isinstance(made, SiteOp):
+                continue
+            with graph.inserting_after(t):
+                new = graph.call_function(made.op, (t, *made.args))
+            for meta in ("nn_module_stack", "stack_trace", "val", "tensor_meta"):
+                if meta in t.meta:
+                    new.meta[meta] = t.meta[meta]
+            new.meta["vitq_site"] = key
+            t.meta["vitq_site_moved"] = key
+            t.replace_all_uses_with(new, delete_user_cb=lambda u, new=new: u is not new)
+        graph.lint()
+        model.recompile()
         return model
 
     def _labels(self, t: fx.Node) -> list[str]:
@@ -97,14 +131,9 @@ class VitqQuantizer(Quantizer):  # type: ignore[misc]  # torchao ships no stubs
                 keys.add(f"{scope}:ln_input")
             elif u.target is _aten.matmul.default and scope in self._attn:
                 keys.add(f"{scope}:attn_matmul")
-        if t.op == "call_function":
-            scope = scope_of(t)
-            if t.target is _aten.gelu.default:
-                keys.add(f"{scope}:gelu_output")
-            elif t.target in _SOFTMAX and scope in self._attn:
-                keys.add(f"{scope}:softmax_output")
-            elif t.target is _aten.add.Tensor and scope in self._block:
-                keys.add(f"{scope}:residual")
+        produced = t.meta.get("vitq_site") or (None if "vitq_site_moved" in t.meta else self._output_site(t))
+        if produced is not None:
+            keys.add(str(produced))
         return sorted(keys, key=lambda k: (PRIORITY.index(k.rpartition(":")[2]), k))
 
     def annotate(self, model: fx.GraphModule) -> fx.GraphModule:
@@ -118,21 +147,25 @@ class VitqQuantizer(Quantizer):  # type: ignore[misc]  # torchao ships no stubs
             if not labels:
                 continue
             winner = labels[0]
-            spec = self.specs[winner]
-            if t.op == "call_function":
-                outputs[t] = spec
+            made = self.specs[winner]
+            if isinstance(made, SiteOp):  # the op quantizes; its output keeps the op's values or a container
+                if made.output_spec is not None:
+                    outputs[t] = made.output_spec
+            elif t.op == "call_function":
+                outputs[t] = made
             else:  # a graph input: annotate the consumers' input edges, all sharing the first one's observer
                 first: fx.Node | None = None
                 for u in t.users:
                     if u.op != "call_function":
                         continue
                     if first is None:
-                        inputs.setdefault(u, {})[t] = spec
+                        inputs.setdefault(u, {})[t] = made
                         first = u
                     else:
                         inputs.setdefault(u, {})[t] = SharedQuantizationSpec((t, first))
-            for key in labels:
-                rep.applied[key], rep.via[key] = self.plan[winner].quantizer, winner
+            for key in labels:  # a site's own quantizer wins over one that serves it through another site
+                if key not in rep.applied or (key == winner and rep.via[key] != key):
+                    rep.applied[key], rep.via[key] = self.plan[winner].quantizer, winner
             kind = winner.rpartition(":")[2]
             rep.counts[kind] = rep.counts.get(kind, 0) + 1
         for u in model.graph.nodes:
@@ -140,8 +173,9 @@ class VitqQuantizer(Quantizer):  # type: ignore[misc]  # torchao ships no stubs
                 continue
             key = f"{scope_of(u)}:weight"
             w = u.args[1]
-            if key in self.plan and isinstance(w, fx.Node):
-                inputs.setdefault(u, {})[w] = self.specs[key]
+            made = self.specs.get(key)
+            if key in self.plan and isinstance(w, fx.Node) and isinstance(made, QuantizationSpec):
+                inputs.setdefault(u, {})[w] = made
                 rep.applied[key], rep.via[key] = self.plan[key].quantizer, key
                 rep.counts["weight"] = rep.counts.get("weight", 0) + 1
         for node in set(inputs) | set(outputs):

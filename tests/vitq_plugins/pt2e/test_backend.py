@@ -100,7 +100,7 @@ def test_no_torch_ao_deprecation_warning(tiny: nn.Module, calib: list[torch.Tens
         qm(calib[0])
 
 
-@pytest.mark.parametrize("recipe", ["fqvit", "ivit", "mptq"])
+@pytest.mark.parametrize("recipe", ["ivit", "mptq"])
 def test_unsupported_recipes_refused_at_plan_time(tiny: nn.Module, recipe: str) -> None:
     with pytest.raises(ConfigError, match=r"has no 'pt2e' implementation"):
         plan_sites(tiny, QuantConfig(recipe), get_host(), backend="pt2e")
