@@ -58,6 +58,9 @@ def test_every_other_wing_agrees_or_refuses(recipe: str, host: PluginHost) -> No
         impl = host.backends.get(name).load()
         torch.manual_seed(0)
         qm = impl.quantize(model, cfg, [torch.randn(4, 3, 32, 32)], progress=False)
-        assert impl.sites(qm, cfg) == {k: s.quantizer for k, s in planned.items()}, name
-        assert impl.sites(model, cfg) == impl.sites(qm, cfg), name
+        sites = impl.sites(qm, cfg)
+        assert set(sites) == set(planned), name
+        # a site served through another one (a residual sum entering a LayerNorm) reports that one's quantizer
+        assert all(sites[k] == s.quantizer for k, s in planned.items() if s.site != "residual"), name
+        assert impl.sites(model, cfg) == sites, name
         assert qm(torch.randn(2, 3, 32, 32)).shape == (2, 10)

@@ -221,16 +221,29 @@ class Pt2eBackend:
         return prepare(model, config, model_input(model), host=get_host()).applied
 
     def check_export(self, model: nn.Module, config: QuantConfig, fmt: str) -> None:
-        """Fail before any work if ``fmt`` is not one this wing writes.
+        """Fail before any work if ``fmt`` is not one this wing writes, or if a planned quantizer is a custom op
+        (:class:`~vitq_plugins.pt2e.extension.SiteOp`), which has no standard ONNX form.
 
         Raises:
-            VitqError: names the formats it writes.
+            VitqError: names the formats it writes, or the quantizer and its op.
         """
-        if fmt != "none" and fmt not in _EXPORTS:
+        if fmt == "none":
+            return
+        if fmt not in _EXPORTS:
             raise VitqError(
                 f"pt2e backend exports no {fmt!r} (only {', '.join(map(repr, _EXPORTS))}: standard ONNX "
                 "QuantizeLinear/DequantizeLinear); use --backend brevitas"
             )
+        from vitq_plugins.pt2e.extension import SiteOp
+
+        host = get_host()
+        plan = plan_sites(model, config, host, backend=self.name)
+        for key, made in _specs(plan, config, host).items():
+            if isinstance(made, SiteOp):
+                raise VitqError(
+                    f"pt2e {fmt} export: quantizer {plan[key].quantizer!r} at {key} is the custom op "
+                    f"{made.op} with no standard ONNX form; use --backend brevitas for this recipe's ONNX export"
+                )
 
     def export(self, qmodel: nn.Module, fmt: str, path: Path, example_input: torch.Tensor) -> Path:
         """``"qcdq"``: the converted graph as ONNX (``torch.onnx.export(dynamo=True)``): its q/dq pairs become
@@ -239,11 +252,14 @@ class Pt2eBackend:
         Raises:
             VitqError: another format, or an export torch cannot do (the message carries its reason).
         """
-        self.check_export(qmodel, QuantConfig("minmax"), fmt)
+        if fmt not in _EXPORTS:
+            self.check_export(qmodel, QuantConfig("minmax"), fmt)
         path = Path(path)
         try:
             ep = torch.export.export(qmodel, (example_input,), strict=False)
-            torch.onnx.export(ep, (example_input,), str(path), dynamo=True, external_data=False)
+            torch.onnx.export(
+                ep, (example_input,), str(path), dynamo=True, external_data=False, verbose=False
+            )
         except VitqError:
             raise
         except Exception as exc:  # the exporter raises many types; name the format and the reason

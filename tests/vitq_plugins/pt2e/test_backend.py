@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 import warnings
 
 import pytest
@@ -124,3 +125,22 @@ def test_registered_and_info() -> None:
     assert impl is BACKEND
     info = impl.info()
     assert info["name"] == "pt2e" and info["torchao"] and "qcdq" in info["export_formats"]
+
+
+def test_qcdq_export_runs_in_onnxruntime(qmodel: nn.Module, tmp_path: Path) -> None:
+    ort = pytest.importorskip("onnxruntime")
+    x = torch.randn(1, 3, 32, 32, generator=torch.Generator().manual_seed(3))
+    path = BACKEND.export(qmodel, "qcdq", tmp_path / "m.onnx", x)
+    sess = ort.InferenceSession(str(path))
+    out = sess.run(None, {sess.get_inputs()[0].name: x.numpy()})[0]
+    with torch.no_grad():
+        torch.testing.assert_close(torch.from_numpy(out), qmodel(x), atol=1e-5, rtol=1e-4)
+    ops = {n.op_type for n in __import__("onnx").load(str(path)).graph.node}
+    assert {"QuantizeLinear", "DequantizeLinear"} <= ops
+
+
+def test_qcdq_export_of_a_custom_op_recipe_is_refused_up_front(tiny: nn.Module) -> None:
+    with pytest.raises(
+        VitqError, match=r"'lis' at blocks.0.attn:softmax_output is the custom op .* no standard ONNX"
+    ):
+        BACKEND.check_export(tiny, QuantConfig("fqvit"), "qcdq")
