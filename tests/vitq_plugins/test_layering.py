@@ -1,6 +1,6 @@
 """Imports flow one way (every ``import``, also the lazy ones inside functions).
 
-numerics (``ops``) and the framework-free integer IR (``intexec``) <- framework wings (``brevitas``, ``fx``;
+numerics (``ops``) and the framework-free integer IR (``intexec``) <- framework wings (``brevitas``, ``fx``, ``pt2e``;
 never each other; each converts into the IR in its own ``integer`` module) <- papers (``papers``, which
 register themselves and use only the wings' and the IR's public APIs) <- consumers (``search``, ``pipeline``,
 ``commands``, the CLI); the plugin core (``core``, ``config``, ``sites``, ``builtin``) knows no framework, nor
@@ -24,6 +24,7 @@ FORBIDDEN: dict[str, set[str]] = {
         "config",
         "brevitas",
         "fx",
+        "pt2e",
         "intexec",
         "pipeline",
         "search",
@@ -31,22 +32,24 @@ FORBIDDEN: dict[str, set[str]] = {
         "cli",
         "builtin",
     },
-    "core": {"brevitas", "fx", "intexec", "pipeline", "search", "commands", "cli", "ops"},
-    "config": {"brevitas", "fx", "intexec", "pipeline", "search", "commands", "cli"},
-    "sites": {"brevitas", "fx", "intexec", "pipeline", "search", "commands", "cli"},
-    "builtin": {"brevitas", "fx", "intexec", "pipeline", "search", "commands", "cli"},
-    "transforms": {"brevitas", "fx", "intexec", "pipeline", "search", "commands", "cli"},
-    "brevitas": {"fx", "papers", "pipeline", "search", "commands", "cli", "evaluation"},
-    "fx": {"brevitas", "papers", "pipeline", "search", "commands", "cli", "evaluation"},
+    "core": {"brevitas", "fx", "pt2e", "intexec", "pipeline", "search", "commands", "cli", "ops"},
+    "config": {"brevitas", "fx", "pt2e", "intexec", "pipeline", "search", "commands", "cli"},
+    "sites": {"brevitas", "fx", "pt2e", "intexec", "pipeline", "search", "commands", "cli"},
+    "builtin": {"brevitas", "fx", "pt2e", "intexec", "pipeline", "search", "commands", "cli"},
+    "transforms": {"brevitas", "fx", "pt2e", "intexec", "pipeline", "search", "commands", "cli"},
+    "brevitas": {"fx", "pt2e", "papers", "pipeline", "search", "commands", "cli", "evaluation"},
+    "fx": {"brevitas", "pt2e", "papers", "pipeline", "search", "commands", "cli", "evaluation"},
+    "pt2e": {"brevitas", "fx", "intexec", "papers", "pipeline", "search", "commands", "cli", "evaluation"},
     # the integer IR (kernels, forms, executor, ONNX emitter) reaches a wing only through the backend registry
-    "intexec": {"brevitas", "fx", "papers", "pipeline", "search", "commands", "cli"},
+    "intexec": {"brevitas", "fx", "pt2e", "papers", "pipeline", "search", "commands", "cli"},
     "papers": {"pipeline", "search", "commands", "cli"},
-    "pipeline": {"brevitas", "fx", "commands", "cli"},  # it reaches a wing through the registry
+    "pipeline": {"brevitas", "fx", "pt2e", "commands", "cli"},  # it reaches a wing through the registry
     # the executor seam runs any function it is given: it knows no numerics, wing or consumer
     "executors": {
         "ops",
         "brevitas",
         "fx",
+        "pt2e",
         "intexec",
         "pipeline",
         "search",

@@ -66,7 +66,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_common_model_arguments(parser, model_required=True)
     parser.add_argument("--recipe", default=None, help="registered recipe (required unless --config)")
     parser.add_argument(
-        "--backend", default="brevitas", help="registered backend: brevitas or fx (default brevitas)"
+        "--backend", default="brevitas", help="registered backend (see vitq backends; default brevitas)"
     )
     parser.add_argument("--w-bits", type=_bits, default=None, metavar="B", help="weight bits (default 8)")
     parser.add_argument("--a-bits", type=_bits, default=None, metavar="B", help="activation bits (default 8)")

@@ -67,7 +67,10 @@ def test_every_builtin_quantizer_is_well_formed(builtin_host: PluginHost) -> Non
     for name, spec in builtin_host.quantizers.items():
         assert spec.name == name
         assert set(spec.sites) <= set(SITES)
-        assert set(spec.backends) == set(builtin_host.backends), f"{name} lacks an adapter for a wing"
+        # Brevitas and FX for every quantizer; a later wing (pt2e) may lack some, which config validation
+        # refuses when the config is planned (tests/vitq_plugins/test_backends_agree.py)
+        assert {"brevitas", "fx"} <= set(spec.backends), f"{name} lacks an adapter for a wing"
+        assert set(spec.backends) <= set(builtin_host.backends), f"{name} has an adapter for an unknown wing"
         assert spec.description and spec.paper
 
 
@@ -83,5 +86,5 @@ def test_expected_builtins_present(builtin_host: PluginHost) -> None:
     assert {"pts", "lis", "shiftmax", "shiftgelu", "ilayernorm", "optm"} <= set(
         builtin_host.quantizers.list()
     )
-    assert {"brevitas", "fx"} == set(builtin_host.backends.list())
+    assert {"brevitas", "fx", "pt2e"} == set(builtin_host.backends.list())
     assert "vit_tiny_cifar10" in builtin_host.models

@@ -15,6 +15,7 @@ def _refs(name: str) -> dict[str, str]:
     return {
         "brevitas": f"vitq_plugins.papers.fqvit.brevitas:{name}",
         "fx": f"vitq_plugins.papers.fqvit.fx:{name}",
+        "pt2e": f"vitq_plugins.papers.fqvit.pt2e:{name}",
     }
 
 
@@ -33,7 +34,7 @@ def vitq_register_quantizers(registry: Registry[QuantizerSpec]) -> None:
             paper="FQ-ViT arXiv 2111.13824 §3.2, eqs. 9-10",
             backends=_refs("pts"),
             integer="vitq_plugins.papers.fqvit.integer",
-            wing_bits={"fx": (2, 8)},  # FX: quint8/qint8 containers
+            wing_bits={"fx": (2, 8), "pt2e": (2, 8)},  # FX: quint8/qint8; PT2E: uint8 q/dq
         ),
     )
     registry.register(

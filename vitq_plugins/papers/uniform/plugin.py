@@ -20,6 +20,7 @@ def _refs(name: str) -> dict[str, str]:
     return {
         "brevitas": f"vitq_plugins.papers.uniform.brevitas:{name}",
         "fx": f"vitq_plugins.papers.uniform.fx:{name}",
+        "pt2e": f"vitq_plugins.papers.uniform.pt2e:{name}",
     }
 
 
@@ -37,7 +38,7 @@ def vitq_register_quantizers(registry: Registry[QuantizerSpec]) -> None:
             description="uniform MinMax: weights per-channel symmetric, activations per-tensor asymmetric",
             paper="FQ-ViT arXiv 2111.13824 §4.1 (baseline)",
             backends=_refs("minmax"),
-            wing_bits={"fx": (2, 8)},  # FX: quint8/qint8 containers
+            wing_bits={"fx": (2, 8), "pt2e": (2, 8)},  # FX: quint8/qint8; PT2E: uint8/int8 q/dq
         ),
     )
     registry.register(
@@ -51,7 +52,7 @@ def vitq_register_quantizers(registry: Registry[QuantizerSpec]) -> None:
             description="uniform, range clipped at the 99.999th percentile (EMA over batches)",
             paper="FQ-ViT arXiv 2111.13824 Table 1 (baseline)",
             backends=_refs("percentile"),
-            wing_bits={"fx": (2, 8)},  # FX: quint8/qint8 containers
+            wing_bits={"fx": (2, 8), "pt2e": (2, 8)},  # FX: quint8/qint8; PT2E: uint8/int8 q/dq
         ),
     )
     registry.register(
@@ -65,7 +66,7 @@ def vitq_register_quantizers(registry: Registry[QuantizerSpec]) -> None:
             description="uniform, range shrunk to minimise the L2 quantization error",
             paper="OMSE, Choukroun et al. 2019; FQ-ViT Table 1 (baseline)",
             backends=_refs("omse"),
-            wing_bits={"fx": (2, 8)},  # FX: quint8/qint8 containers
+            wing_bits={"fx": (2, 8), "pt2e": (2, 8)},  # FX: quint8/qint8; PT2E: uint8/int8 q/dq
         ),
     )
 
