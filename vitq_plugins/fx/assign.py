@@ -32,6 +32,7 @@ from torch import nn
 from vitq_plugins.config import QuantConfig
 from vitq_plugins.core.errors import VitqError
 from vitq_plugins.core.manager import PluginHost
+from vitq_plugins.fx.graph import is_pass
 from vitq_plugins.fx.graph import parent_fqn
 from vitq_plugins.fx.graph import real_producer
 from vitq_plugins.fx.graph import real_users
@@ -76,6 +77,11 @@ class FxPrepared:
     counts: dict[str, int] = field(default_factory=dict)
 
 
+def _inner(gm: fx.GraphModule, node: fx.Node) -> nn.Module:
+    mod = gm.get_submodule(str(node.target))
+    return mod.inner if isinstance(mod, ObservedCustom) else mod
+
+
 def _labels(gm: fx.GraphModule, obs: fx.Node) -> list[str]:
     """Site keys served by the tensor that observer node ``obs`` observes."""
     keys: list[tuple[int, str]] = []
@@ -91,8 +97,8 @@ def _labels(gm: fx.GraphModule, obs: fx.Node) -> list[str]:
                 add(str(u.target), "act")
             elif isinstance(inner, nn.LayerNorm):
                 add(str(u.target), "ln_input")
-            elif isinstance(inner, nn.Softmax):
-                add(parent_fqn(str(u.target)), "attn_matmul")
+            # the attention logits (q.k^T into the softmax) are no site: a container, as Brevitas keeps them
+            # in float (a softmax kernel brings its own input grid)
         elif u.op == "call_function" and u.target in (torch.matmul, operator.mul):
             add(scope_of(u), "attn_matmul")
     p = real_producer(gm, obs.args[0]) if isinstance(obs.args[0], fx.Node) else None
@@ -105,9 +111,43 @@ def _labels(gm: fx.GraphModule, obs: fx.Node) -> list[str]:
             add(parent_fqn(str(p.target)), "softmax_output")
     elif p is not None and p.op == "call_function" and p.target in (operator.add, torch.add):
         add(scope_of(p), "residual")
-    elif p is not None and p.op == "call_function" and p.target in (torch.matmul, operator.mul):
+    elif (
+        p is not None
+        and p.op == "call_function"
+        and p.target in (torch.matmul, operator.mul)
+        and not any(
+            u.op == "call_module" and isinstance(_inner(gm, u), nn.Softmax) for u in real_users(gm, obs)
+        )
+    ):
         add(scope_of(p), "attn_matmul")
     return [k for _, k in sorted(set(keys))]
+
+
+#: bits of a container that serves no site: the widest the x86 quint8 engine holds
+CONTAINER_BITS = 8
+
+
+def _container() -> UniformActObserver:
+    """The observer of a tensor the x86 engine must hold in a quint8 container though no site quantizes it."""
+    return UniformActObserver(bits=CONTAINER_BITS)
+
+
+def _reobserved(gm: fx.GraphModule, obs: fx.Node) -> bool:
+    """Whether every use of observer node ``obs`` meets another observer through shape-only/pass nodes
+    before any operator (its grid is then only a container: the next observer re-rounds the values)."""
+    todo, seen, found = list(obs.users), set(), False
+    while todo:
+        u = todo.pop()
+        if u in seen:
+            continue
+        seen.add(u)
+        if u.op == "call_module" and isinstance(gm.get_submodule(str(u.target)), VitqObserver):
+            found = True
+        elif is_pass(gm, u):
+            todo.extend(u.users)
+        else:
+            return False
+    return found
 
 
 def _site_of_custom(fqn: str, mod: ObservedCustom) -> str:
@@ -186,10 +226,22 @@ def assign_observers(prep: FxPrepared, config: QuantConfig, host: PluginHost) ->
         )
         winner: str | None = None
         new: nn.Module | None = None
-        fixed = _fixed_out_scale(pmod)
-        if isinstance(pmod, ObservedCustom) and fixed is not None:
-            new = FixedScaleObserver(pmod.quantizer, pmod.bits, fixed(pmod.bits))
-            winner = _site_of_custom(str(producer.target), pmod)  # type: ignore[union-attr]
+        # the exact fixed output container of a custom module also holds its copies behind shape-only and
+        # pass modules (e.g. LIS -> attn_drop -> attn@V): re-observing them would re-round the codes
+        source = real_producer(gm, producer) if producer is not None else None
+        smod = (
+            gm.get_submodule(str(source.target))
+            if source is not None and source.op == "call_module"
+            else None
+        )
+        fixed = _fixed_out_scale(smod)
+        if isinstance(smod, ObservedCustom) and fixed is not None:
+            new = FixedScaleObserver(smod.quantizer, smod.bits, fixed(smod.bits))
+            winner = _site_of_custom(str(source.target), smod)  # type: ignore[union-attr]
+        elif _reobserved(gm, node):
+            # a container whose every use is observed again downstream (the qkv output before q, k and v get
+            # their own grids): no site's grid, so the widest one, as Brevitas keeps that tensor in float
+            new = _container()
         else:
             # a custom module that brings its own input grid owns its input tensor (e.g. FQ-ViT's PTS)
             own = [k for k in _custom_inputs(gm, node) if k in plan and _input_ctor(made[k]) is not None]
@@ -200,16 +252,12 @@ def assign_observers(prep: FxPrepared, config: QuantConfig, host: PluginHost) ->
                 if key in plan and key not in custom:  # a custom module applies its own site
                     winner, new = key, made[key]()
                     break
-        if new is None and isinstance(pmod, ObservedCustom):
-            # output container of a custom module whose consumer is no site (e.g. LayerNorm -> mean):
-            # a uniform MinMax at the layer's activation bits
-            recipe_q = host.recipes.get(config.recipe).quantizers
-            new = UniformActObserver(bits=min(8, config.resolve(str(producer.target), recipe_q).a_bits))  # type: ignore[union-attr]
-        if new is not None and (
-            type(new) is not type(mod)
-            or getattr(new, "bits", None) != mod.bits
-            or getattr(new, "method", None) != getattr(mod, "method", None)
-        ):
+        if new is None and (isinstance(pmod, ObservedCustom) or isinstance(mod, UniformActObserver)):
+            # a container no planned site asks for, which the x86 engine needs between quantized ops (a
+            # Linear's output into a residual add or a GELU, a custom module's output into a mean): the
+            # widest grid, as Brevitas keeps that tensor in float
+            new = _container()
+        if new is not None:
             if new.dtype != mod.dtype:
                 raise VitqError(f"observer {node.target!r}: cannot place {new} on a {mod.dtype} edge")
             for name, other in list(gm.named_children()):

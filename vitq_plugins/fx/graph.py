@@ -45,7 +45,13 @@ PASS_MODULES = (nn.Identity, nn.Dropout)
 
 
 def owns_input_grid(mod: nn.Module) -> bool:
-    return isinstance(mod, CustomFloat) and mod.spec is not None and mod.spec.input_observer is not None
+    """Whether ``mod`` is a custom module bringing an input grid that no quantized x86 op can output (a
+    per-channel one, e.g. FQ-ViT's PTS): the residual add feeding it then stays float. A per-tensor grid
+    (e.g. I-ViT's symmetric I-LayerNorm input) is the quantized add's own output grid instead."""
+    if not (isinstance(mod, CustomFloat) and mod.spec is not None and mod.spec.input_observer is not None):
+        return False
+    qscheme = getattr(mod.spec.input_observer(), "qscheme", torch.per_tensor_affine)
+    return qscheme not in (torch.per_tensor_affine, torch.per_tensor_symmetric)
 
 
 def is_pass(gm: fx.GraphModule, node: fx.Node) -> bool:

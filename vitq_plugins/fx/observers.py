@@ -102,26 +102,38 @@ class VitqObserver(ObserverBase):
 
 
 class UniformActObserver(VitqObserver):
-    """Per-tensor asymmetric unsigned activation observer: MinMax, Percentile (EMA) or OMSE.
+    """Per-tensor activation observer: MinMax, Percentile (EMA) or OMSE; asymmetric unsigned by default.
 
     Wraps :class:`vitq_plugins.ops.uniform.MinMaxObserver` / ``PercentileObserver`` / ``OMSEObserver``
-    and :func:`vitq_plugins.ops.uniform.qparams_from_minmax` (FQ-ViT conventions).
+    and :func:`vitq_plugins.ops.uniform.qparams_from_minmax` (FQ-ViT conventions). With ``symmetric=True``
+    (MinMax only) it holds the signed symmetric grid ``scale * [-2^(b-1), 2^(b-1)-1]`` (``scale = absmax /
+    ((qmax - qmin) / 2)``, I-ViT's ``QuantAct``, the Brevitas wing's ``Int8ActPerTensorMinMax``) in the quint8
+    container as codes ``0..2^b-1`` with zero point ``2^(b-1)``: the same real values.
 
     Args:
         bits: Bit-width (codes ``0..2^bits-1``; must be <= 8 for the quint8 container).
         method: ``"minmax"``, ``"percentile"`` or ``"omse"``.
         percentile: Upper percentile for ``"percentile"``.
+        symmetric: Signed symmetric grid (``method="minmax"`` only).
         kwargs: Ignored torch.ao observer arguments (``dtype``, ``qscheme``, ...).
     """
 
     def __init__(
-        self, bits: int = 8, method: UniformMethod = "minmax", percentile: float = 0.99999, **kwargs: Any
+        self,
+        bits: int = 8,
+        method: UniformMethod = "minmax",
+        percentile: float = 0.99999,
+        symmetric: bool = False,
+        **kwargs: Any,
     ) -> None:
         if not 2 <= bits <= 8:
             raise ValueError(f"fx activations use a quint8 container: bits must be in 2..8, got {bits}")
+        if symmetric and method != "minmax":
+            raise ValueError(f"a symmetric fx activation observer is MinMax only, got method {method!r}")
         qmin, qmax = ops_uniform.qrange(bits, signed=False)
         super().__init__(method, bits, torch.quint8, torch.per_tensor_affine, qmin, qmax)
         self.method = method
+        self.symmetric = bool(symmetric)
         self._impl: ops_uniform.MinMaxObserver | ops_uniform.PercentileObserver | ops_uniform.OMSEObserver
         if method == "minmax":
             self._impl = ops_uniform.MinMaxObserver(None)
@@ -142,7 +154,13 @@ class UniformActObserver(VitqObserver):
             return res.scale.reshape(()).float(), res.zero_point.reshape(())
         lo = torch.clamp(self._impl.min, max=0.0)  # keep 0 exactly representable (torch.ao requirement)
         hi = torch.clamp(self._impl.max, min=0.0)
+        if self.symmetric:
+            scale, zp = ops_uniform.qparams_from_minmax(lo, hi, self.bits, symmetric=True, signed=True)
+            return scale, zp + 2 ** (self.bits - 1)
         return ops_uniform.qparams_from_minmax(lo, hi, self.bits, symmetric=False, signed=False)
+
+    def extra_repr(self) -> str:
+        return f"{super().extra_repr()}, method={self.method}, symmetric={self.symmetric}"
 
 
 class WeightObserver(VitqObserver):

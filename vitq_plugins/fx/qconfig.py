@@ -161,6 +161,7 @@ def build_qconfig_mapping(
             u.op == "call_module" and owns_input_grid(gm.get_submodule(str(u.target)))
             for u in real_users(gm, node)
         )
+        # a per-tensor input grid the consumer brings is the add's output grid (assign_observers places it)
         qc = None if feeds_own_grid else _qc(_act_ctor(host, plan[key], opts))
         qmap.set_module_name_object_type_order(scope, operator.add, idx, qc)
     return qmap

@@ -317,7 +317,9 @@ def test_coarse_grids_are_refined_exactly(
     from vitq_plugins.papers.ivit.shift import shiftmax_unit
 
     ort = pytest.importorskip("onnxruntime")
-    prog = make_program("fx", recipe, w_bits=bits, a_bits=bits, attn_bits=bits)
+    # LIS's logits are 8-bit unless asked (its Brevitas form takes the float logits): ask for coarse ones
+    options = {"lis_input_bits": bits} if recipe == "fqvit" else {}
+    prog = make_program("fx", recipe, w_bits=bits, a_bits=bits, attn_bits=bits, options=options)
     ex, qm = prog.executor, prog.qmodel
     x, _ = prog.eval_batches[0]
     stages = _Stages.of(qm, x[:8])

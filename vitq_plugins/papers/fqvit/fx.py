@@ -5,7 +5,9 @@
 * ``lis``: softmax site computed by Log-Int-Softmax (:class:`LISSoftmax`, eqs. 13-16); its ``bits``-bit log2
   codes are exact in a ``2^-8`` quint8 container.
 
-Options (from ``QuantConfig.options``): ``pts_k`` (3), ``lis_n`` (30). Paper: arXiv 2111.13824.
+Options (from ``QuantConfig.options``): ``pts_k`` (3), ``lis_n`` (30), ``lis_input_bits`` (8: the attention
+logits' grid, FQ-ViT's uint8 ``qact_attn1``; the Brevitas wing's ``lis`` takes the float logits, so the default
+keeps the two wings together at every ``a_bits``). Paper: arXiv 2111.13824.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import torch.nn.functional as F
 from vitq_plugins.fx.extension import CustomFloat
 from vitq_plugins.fx.extension import CustomModuleSpec
 from vitq_plugins.fx.extension import ObservedCustom
+from vitq_plugins.fx.extension import UniformActObserver
 from vitq_plugins.fx.extension import check_container_bits
 from vitq_plugins.fx.extension import grid_codes
 from vitq_plugins.papers.fqvit.fx_observers import Log2FakeQuant
@@ -95,8 +98,16 @@ def pts(site: str, bits: int, **options: Any) -> CustomModuleSpec:
     )
 
 
+#: bits of LIS's input (the attention logits): FQ-ViT's ``qact_attn1`` is uint8 in all its configurations;
+#: the Brevitas wing's ``lis`` runs on the float logits, so the FX wing holds them in its widest container
+LIS_INPUT_BITS = 8
+
+
 def lis(site: str, bits: int, **options: Any) -> CustomModuleSpec:
-    """LIS softmax custom module (``bits``-bit log2 codes, exact ``2^-8`` output container)."""
+    """LIS softmax custom module (``bits``-bit log2 codes, exact ``2^-8`` output container) on 8-bit logits."""
     return CustomModuleSpec(
-        LISSoftmax, {"bits": bits, "n": int(options.get("lis_n", 30))}, fixed_out_scale=_lis_out_scale
+        LISSoftmax,
+        {"bits": bits, "n": int(options.get("lis_n", 30))},
+        input_observer=UniformActObserver.with_args(bits=int(options.get("lis_input_bits", LIS_INPUT_BITS))),
+        fixed_out_scale=_lis_out_scale,
     )

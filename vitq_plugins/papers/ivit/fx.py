@@ -4,7 +4,9 @@ Custom modules running I-ViT's integer kernels (arXiv 2207.01405) on their quant
 (:class:`ShiftmaxSoftmax`, Sec. 3.3 eqs. 9-14; ``k_out = bits``, output exact in a ``2^-(k-1)`` container),
 ShiftGELU (:class:`ShiftGELU`, Sec. 3.4 eqs. 15-17) and I-LayerNorm (:class:`ILayerNorm`, Sec. 3.5).
 
-Options (from ``QuantConfig.options``): ``shiftmax_n`` (15), ``shiftgelu_n`` (23).
+Options (from ``QuantConfig.options``): ``shiftmax_n`` (15), ``shiftgelu_n`` (23), ``shiftgelu_out_bits`` (8),
+``kernel_input_bits`` (8, Shiftmax's logits). Every kernel input is I-ViT's signed symmetric grid, as in the
+Brevitas adapters.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ import torch.nn.functional as F
 from vitq_plugins.fx.extension import CustomFloat
 from vitq_plugins.fx.extension import CustomModuleSpec
 from vitq_plugins.fx.extension import ObservedCustom
+from vitq_plugins.fx.extension import UniformActObserver
+from vitq_plugins.fx.extension import check_container_bits
 from vitq_plugins.fx.extension import grid_codes
 from vitq_plugins.papers.ivit.ilayernorm import i_layernorm
 from vitq_plugins.papers.ivit.shift import shiftgelu as shiftgelu_int
@@ -49,7 +53,8 @@ class ShiftmaxSoftmax(nn.Softmax, CustomFloat):
 
 
 class ShiftGELU(nn.GELU, CustomFloat):
-    """GELU site computed by I-ViT ShiftGELU (``bits`` of the integer sigmoid, shift budget ``n``)."""
+    """GELU site computed by I-ViT ShiftGELU (``bits`` of the integer sigmoid, shift budget ``n``; the input
+    grid is the spec's input observer)."""
 
     def __init__(self, bits: int = 8, n: int = 23) -> None:
         nn.GELU.__init__(self)
@@ -87,20 +92,36 @@ def _shiftmax_out_scale(bits: int) -> float:
     return 2.0 ** -(min(bits, 8) - 1)
 
 
+def _symmetric_input(name: str, site: str, bits: int) -> Any:
+    """I-ViT's signed symmetric ``QuantAct`` grid of a kernel's input (as the Brevitas wing's
+    ``Int8ActPerTensorMinMax``), held in the quint8 container."""
+    check_container_bits(name, site, bits)
+    return UniformActObserver.with_args(bits=bits, symmetric=True)
+
+
 def shiftmax(site: str, bits: int, **options: Any) -> CustomModuleSpec:
-    """Shiftmax custom module (``k_out = bits``, exact fixed output container)."""
+    """Shiftmax custom module (``k_out = bits``, exact fixed output container) on logits quantized to
+    ``kernel_input_bits`` (8) signed symmetric."""
     return CustomModuleSpec(
         ShiftmaxSoftmax,
         {"bits": bits, "n": int(options.get("shiftmax_n", 15))},
+        input_observer=_symmetric_input("shiftmax", site, int(options.get("kernel_input_bits", 8))),
         fixed_out_scale=_shiftmax_out_scale,
     )
 
 
 def shiftgelu(site: str, bits: int, **options: Any) -> CustomModuleSpec:
-    """ShiftGELU custom module."""
-    return CustomModuleSpec(ShiftGELU, {"bits": bits, "n": int(options.get("shiftgelu_n", 23))})
+    """ShiftGELU custom module: input quantized to ``bits`` signed symmetric, integer sigmoid of
+    ``shiftgelu_out_bits`` (8)."""
+    return CustomModuleSpec(
+        ShiftGELU,
+        {"bits": int(options.get("shiftgelu_out_bits", 8)), "n": int(options.get("shiftgelu_n", 23))},
+        input_observer=_symmetric_input("shiftgelu", site, bits),
+    )
 
 
 def ilayernorm(site: str, bits: int, **options: Any) -> CustomModuleSpec:
-    """I-LayerNorm custom module."""
-    return CustomModuleSpec(ILayerNorm, {"bits": bits})
+    """I-LayerNorm custom module on its input quantized to ``bits`` signed symmetric."""
+    return CustomModuleSpec(
+        ILayerNorm, {"bits": bits}, input_observer=_symmetric_input("ilayernorm", site, bits)
+    )

@@ -1,0 +1,101 @@
+"""Benchmark: Brevitas vs torch.ao FX top-1 for the same config (issue #17, "the two backends agree").
+
+For every recipe x (W, A, attn): quantize the converted reference model with both wings through
+:func:`vitq_plugins.search.evaluate_config` (the same calibration images from the bundled calibration split),
+evaluate on the bundled test images against one shared FP pass, and record both top-1s and their difference
+(acceptance: ``|brevitas - fx| <= 1.0`` pt). Rows are appended to the CSV as they finish.
+
+Example (the committed ``docs/measurements/wing_agreement.csv``):
+    OMP_NUM_THREADS=1 python integration/bench_wing_agreement.py --calib 512 --eval 2000 \
+        --out docs/measurements/wing_agreement.csv
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+from pathlib import Path
+import time
+
+RECIPES = ("fqvit", "mptq", "minmax", "ivit")
+CONFIGS = ((8, 8, 8), (8, 8, 4), (6, 6, 6), (4, 8, 8), (4, 4, 4))
+FIELDS = (
+    "recipe",
+    "w_bits",
+    "a_bits",
+    "attn_bits",
+    "fp_top1",
+    "brevitas_top1",
+    "fx_top1",
+    "diff_pt",
+    "brevitas_agreement",
+    "fx_agreement",
+    "brevitas_s",
+    "fx_s",
+    "n_calib",
+    "n_eval",
+)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    ap.add_argument("--model", default="vit_tiny_cifar10")
+    ap.add_argument("--recipes", default=",".join(RECIPES))
+    ap.add_argument("--configs", default=",".join("/".join(map(str, c)) for c in CONFIGS))
+    ap.add_argument("--calib", type=int, default=512)
+    ap.add_argument("--eval", type=int, default=2000)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--out", default="docs/measurements/wing_agreement.csv")
+    args = ap.parse_args(argv)
+
+    import torch
+
+    torch.set_num_threads(args.threads)
+    from vitq_plugins import QuantConfig
+    from vitq_plugins.models.resolve import resolve_model
+    from vitq_plugins.pipeline import fp_evaluation
+    from vitq_plugins.search import evaluate_config
+
+    fp_model, _ = resolve_model(args.model)
+    fp_eval = fp_evaluation(fp_model, n_eval=args.eval, progress=False)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    new = not out.exists()
+    worst = 0.0
+    with out.open("a", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=FIELDS)
+        if new:
+            writer.writeheader()
+        for cfg in args.configs.split(","):
+            w, a, at = (int(x) for x in cfg.split("/"))
+            for recipe in args.recipes.split(","):
+                row: dict[str, object] = {"recipe": recipe, "w_bits": w, "a_bits": a, "attn_bits": at}
+                for backend in ("brevitas", "fx"):
+                    t = time.perf_counter()
+                    res = evaluate_config(
+                        fp_model,
+                        QuantConfig(recipe, w_bits=w, a_bits=a, attn_bits=at),
+                        backend=backend,
+                        n_calib=args.calib,
+                        n_eval=args.eval,
+                        fp_eval=fp_eval,
+                    )
+                    row[f"{backend}_top1"] = round(100 * float(res["q_top1"]), 2)
+                    row[f"{backend}_agreement"] = round(100 * float(res["agreement"]), 2)
+                    row[f"{backend}_s"] = round(time.perf_counter() - t, 1)
+                    row["fp_top1"] = round(100 * float(res["fp_top1"]), 2)
+                diff = float(row["brevitas_top1"]) - float(row["fx_top1"])  # type: ignore[arg-type]
+                worst = max(worst, abs(diff))
+                row.update(diff_pt=round(diff, 2), n_calib=args.calib, n_eval=args.eval)
+                writer.writerow(row)
+                fh.flush()
+                print(
+                    f"{recipe} {cfg}: brevitas {row['brevitas_top1']} fx {row['fx_top1']} diff {diff:+.2f} pt",
+                    flush=True,
+                )
+    print(f"largest |brevitas - fx|: {worst:.2f} pt", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
