@@ -2,7 +2,7 @@
 
 :class:`LogSqrt2Quant` (``papers.repq.logsqrt2``; ``Δ`` = streaming maximum of the map), injector
 :class:`Uint4ActLogSqrt2` with its own proxy :class:`LogSqrt2ActQuantProxy`, exported with standard ops
-(``Div``/``Log``/``Round``/``Pow``/``Where``) in both QONNX and QCDQ (:class:`LogSqrt2ExportForm`).
+(``Less``/``ReduceSum``/``Gather``) in both QONNX and QCDQ (:class:`LogSqrt2ExportForm`).
 
 Example:
     >>> inj = logsqrt2("softmax_output", 4)
@@ -92,15 +92,16 @@ class Uint4ActLogSqrt2(ExtendedInjector):  # type: ignore[misc]
 
 
 def _logsqrt2_torch(x: torch.Tensor, delta: torch.Tensor, bits: int) -> torch.Tensor:
-    """:func:`~vitq_plugins.papers.repq.logsqrt2.logsqrt2_fake_quant` with traceable standard ops only."""
-    c = torch.round(-2.0 * torch.log2((x / delta).clamp(min=0.0)))
-    deq = delta * torch.pow(2.0, -c.clamp(0.0, float(2**bits - 1)) / 2.0)
-    return torch.where(c >= float(2**bits), torch.zeros_like(deq), deq)
+    """:func:`~vitq_plugins.papers.repq.logsqrt2.logsqrt2_fake_quant` written with exportable standard ops
+    (``Less``/``ReduceSum``/``Gather``), the same comparison and table as the numerics."""
+    thresholds, levels = _ls2.logsqrt2_tables(delta, bits)
+    codes = (x.unsqueeze(-1) < thresholds).to(torch.int64).sum(-1)
+    return levels[codes]
 
 
 @register_export_form(LogSqrt2ActQuantProxy)
 class LogSqrt2ExportForm(ExportForm):
-    """Standard ``Div``/``Log``/``Round``/``Clip``/``Pow``/``Where`` ops in QONNX and QCDQ (no custom node)."""
+    """Standard ``Less``/``ReduceSum``/``Gather`` ops in QONNX and QCDQ (no custom node)."""
 
     def __init__(self, tensor_quant: Any) -> None:
         super().__init__(tensor_quant)

@@ -47,16 +47,19 @@ def vitq_register_transforms(registry: Registry[TransformSpec]) -> None:
 
 @hookimpl
 def vitq_register_recipes(registry: Registry[RecipeSpec]) -> None:
-    """``repq``: RepQ-ViT reparameterization + FQ-ViT PTS/LIS + MinMax elsewhere."""
-    quantizers = {site: "minmax" for site in ("weight", "act", "attn_matmul", "gelu_output", "residual")}
-    quantizers.update({"ln_input": "pts", "softmax_output": "lis"})
+    """``repq``: RepQ-ViT's reparameterized post-LayerNorm activations and log-sqrt2 attention map, MPTQ's
+    OPT-m on the post-GELU activation, MinMax elsewhere; LayerNorm inputs and the residual stream stay float
+    (as in RepQ-ViT, whose LayerNorm is float: zkkli/RepQ-ViT issue #1)."""
+    quantizers = {site: "minmax" for site in ("weight", "act", "attn_matmul")}
+    quantizers.update({"softmax_output": "logsqrt2", "gelu_output": "optm"})
     registry.register(
         "repq",
         RecipeSpec(
             "repq",
-            "RepQ-ViT reparameterized post-LayerNorm activations + FQ-ViT PTS/LIS + MinMax elsewhere",
+            "RepQ-ViT reparameterized post-LayerNorm activations + log-sqrt2 attention map + OPT-m post-GELU "
+            "(MPTQ-ViT) + MinMax elsewhere; LayerNorm inputs and residuals float",
             quantizers,
             transforms=("repq_reparam",),
-            paper="RepQ-ViT arXiv 2212.08254; FQ-ViT arXiv 2111.13824",
+            paper="RepQ-ViT arXiv 2212.08254 §3.2-3.3; OPT-m from MPTQ-ViT arXiv 2401.14895",
         ),
     )
