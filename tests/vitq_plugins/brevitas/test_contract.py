@@ -56,7 +56,9 @@ def _check_exports(
         path = BACKEND.export(qm, fmt, tmp_path / f"{name}.{fmt}.onnx", batches[0])
         stats = tools.agreement(ref, runner(path, x))
         if steps != 1.0:
-            stats["within"] = float((abs(runner(path, x) - ref.numpy()) <= steps * stats["step"] + 1e-6).mean())
+            stats["within"] = float(
+                (abs(runner(path, x) - ref.numpy()) <= steps * stats["step"] + 1e-6).mean()
+            )
         assert stats["within"] >= 0.99, f"{name} {fmt}: {stats}"
 
 

@@ -42,7 +42,9 @@ def logsqrt2_tables(delta: torch.Tensor | float, bits: int) -> tuple[torch.Tenso
     return thresholds, levels
 
 
-def logsqrt2_codes(x: torch.Tensor, delta: torch.Tensor | float, bits: int) -> tuple[torch.Tensor, torch.Tensor]:
+def logsqrt2_codes(
+    x: torch.Tensor, delta: torch.Tensor | float, bits: int
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Codes and the "is zero" mask of ``x >= 0`` on the ``b``-bit log√2 grid below ``delta``.
 
     ``c = round(-2 log2(x/Δ))`` is computed as the number of rounding boundaries above ``x`` (no ``log``, so
