@@ -40,6 +40,10 @@ def reparam_params(x_min: torch.Tensor, x_max: torch.Tensor, bits: int) -> tuple
         x_max: per-channel maximum ``(C,)``.
         bits: activation bits of the (per-tensor, asymmetric, unsigned) quantizer after the fold.
 
+    Each channel's range is widened to hold 0, so its zero point ``z_c`` lies in ``[0, 2^b - 1]``: a channel
+    whose calibration range excludes 0 would otherwise get a clamped zero point and, after the fold, stretch
+    the per-tensor range.
+
     Returns:
         ``(r, b)`` float32 ``(C,)`` each, ``r > 0``: fold with :func:`fold_reparam_`.
 
@@ -60,7 +64,8 @@ def reparam_params(x_min: torch.Tensor, x_max: torch.Tensor, bits: int) -> tuple
     check_finite(x_max, "x_max")
     if bool((x_min > x_max).any()):
         raise ValueError("x_min must be <= x_max in every channel")
-    mn, mx = x_min.double(), x_max.double()
+    # the range holds 0 (as an asymmetric quantizer's does), so every zero point lies on the grid, unclamped
+    mn, mx = x_min.double().clamp(max=0.0), x_max.double().clamp(min=0.0)
     scale, zp = qparams_from_minmax(mn, mx, bits, symmetric=False, signed=False)
     scale, zp = scale.double(), zp.double()
     s_t = scale.mean()
