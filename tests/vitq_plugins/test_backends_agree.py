@@ -17,7 +17,7 @@ CONFIG_JSON = """{
 }"""
 
 
-@pytest.mark.parametrize("recipe", ["minmax", "fqvit", "ivit", "mptq"])
+@pytest.mark.parametrize("recipe", ["minmax", "fqvit", "ivit", "mptq", "repq"])
 def test_same_config_same_sites(recipe: str, host: PluginHost) -> None:
     cfg = QuantConfig.from_json(CONFIG_JSON % recipe)
     model = vit_test_tiny()
