@@ -8,6 +8,12 @@ shared FP pass, and record top-1, the drop vs FP, the agreement with FP and the 
 
 Example:
     OMP_NUM_THREADS=1 python integration/bench_lowbit.py --out docs/measurements/lowbit.csv
+
+RepQ-ViT recipe ``repq`` (``docs/measurements/lowbit_repq.csv``, #17; 4/4/4 first, then the other configs):
+    OMP_NUM_THREADS=1 python integration/bench_lowbit.py --recipes repq --configs 4/4/4 \
+        --backends brevitas,fx --roundings nearest --out docs/measurements/lowbit_repq.csv
+    OMP_NUM_THREADS=1 python integration/bench_lowbit.py --recipes repq --configs 6/6/6,8/8/4,8/8/8 \
+        --backends brevitas,fx --roundings nearest --out docs/measurements/lowbit_repq.csv
 """
 
 from __future__ import annotations

@@ -19,13 +19,17 @@ CONFIG_JSON = """{
 }"""
 
 
+#: every built-in recipe (the registry of a fresh host, without third-party plugins)
+RECIPES = ["minmax", "fqvit", "ivit", "mptq", "repq"]
+
+
 def _supports(host: PluginHost, backend: str, recipe: str) -> bool:
     return all(
         backend in host.quantizers.get(q).backends for q in host.recipes.get(recipe).quantizers.values()
     )
 
 
-@pytest.mark.parametrize("recipe", ["minmax", "fqvit", "ivit", "mptq"])
+@pytest.mark.parametrize("recipe", RECIPES)
 def test_same_config_same_sites(recipe: str, host: PluginHost) -> None:
     cfg = QuantConfig.from_json(CONFIG_JSON % recipe)
     model = vit_test_tiny()
@@ -41,7 +45,7 @@ def test_same_config_same_sites(recipe: str, host: PluginHost) -> None:
     assert qf(torch.randn(2, 3, 32, 32)).shape == (2, 10)
 
 
-@pytest.mark.parametrize("recipe", ["minmax", "fqvit", "ivit", "mptq"])
+@pytest.mark.parametrize("recipe", RECIPES)
 def test_every_other_wing_agrees_or_refuses(recipe: str, host: PluginHost) -> None:
     """Wings beyond Brevitas/FX (e.g. ``pt2e``): the same sites as the plan, or a ConfigError at plan time."""
     cfg = QuantConfig.from_json(CONFIG_JSON % recipe)
@@ -182,7 +186,7 @@ def test_same_grid_in_both_wings(quantizer: str, site: str, bits: int, host: Plu
     )
 
 
-@pytest.mark.parametrize("recipe", ["minmax", "fqvit", "ivit", "mptq"])
+@pytest.mark.parametrize("recipe", RECIPES)
 def test_fx_rounds_only_where_a_site_does(recipe: str, host: PluginHost) -> None:
     """The x86 engine holds every tensor between quantized ops in a quint8 container; a container below 8 bits
     must be the grid of a planned site at those bits, the last one before its operator (Brevitas rounds only

@@ -46,6 +46,7 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "vitq_plugins.papers.fqvit.plugin",
     "vitq_plugins.papers.ivit.plugin",
     "vitq_plugins.papers.mptq.plugin",
+    "vitq_plugins.papers.repq.plugin",
     "vitq_plugins.builtin.assets",
     "vitq_plugins.builtin.backends",
 )

@@ -32,7 +32,14 @@ SITE_LAYER = {
 
 
 def _check_exports(
-    qm: torch.nn.Module, name: str, quantizers: set[str], tmp_path: Path, batches: Any, x: Any, tools: Any
+    qm: torch.nn.Module,
+    name: str,
+    quantizers: set[str],
+    tmp_path: Path,
+    batches: Any,
+    x: Any,
+    tools: Any,
+    steps: float = 1.0,
 ) -> None:
     from vitq_plugins.brevitas import BACKEND
 
@@ -48,6 +55,10 @@ def _check_exports(
             continue
         path = BACKEND.export(qm, fmt, tmp_path / f"{name}.{fmt}.onnx", batches[0])
         stats = tools.agreement(ref, runner(path, x))
+        if steps != 1.0:
+            stats["within"] = float(
+                (abs(runner(path, x) - ref.numpy()) <= steps * stats["step"] + 1e-6).mean()
+            )
         assert stats["within"] >= 0.99, f"{name} {fmt}: {stats}"
 
 
@@ -69,8 +80,12 @@ def test_recipe_contract(
     assert BACKEND.sites(tiny, cfg) == carried
     out = qm(x_eval)
     assert out.shape == (4, 10) and torch.isfinite(out).all()
-    used = set(vq.get_recipe(recipe).quantizers.values())
-    _check_exports(qm, recipe, used, tmp_path, batches, x_eval, onnx_tools)
+    spec = vq.get_recipe(recipe)
+    used = set(spec.quantizers.values())
+    # a recipe that keeps LayerNorm float (RepQ-ViT's ``repq``): the runtime's float LayerNorm differs from
+    # torch's in the last bits, which can flip one code of the next quantizer: allow two output steps
+    steps = 1.0 if "ln_input" in spec.quantizers else 2.0
+    _check_exports(qm, recipe, used, tmp_path, batches, x_eval, onnx_tools, steps)
 
 
 def _quantizer_sites() -> list[tuple[str, str]]:

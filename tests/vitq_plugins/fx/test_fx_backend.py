@@ -58,8 +58,10 @@ def test_recipe_contract(recipe: str, tiny: nn.Module, calib: list[torch.Tensor]
     assert _rel(out, fq) < _rel(fq, ref)
     rep = report(qm)
     assert rep.linear == 9 and rep.conv == 1 and rep.matmul == 4
-    assert rep.layernorm == 5 and rep.softmax == 2
-    assert rep.total >= 23
+    # a recipe may keep LayerNorm float (RepQ-ViT's repq)
+    float_ln = "ln_input" not in vq.get_recipe(recipe).quantizers
+    assert rep.layernorm == (0 if float_ln else 5) and rep.softmax == 2
+    assert rep.total >= (18 if float_ln else 23)
     assert set(prep.applied) == set(plan_sites(tiny, cfg))
     assert all(torch.equal(v, before[k]) for k, v in tiny.state_dict().items()), "input model was modified"
 
