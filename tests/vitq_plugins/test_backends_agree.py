@@ -19,8 +19,14 @@ CONFIG_JSON = """{
 }"""
 
 
-#: every built-in recipe (the registry of a fresh host, without third-party plugins)
-RECIPES = ["minmax", "fqvit", "ivit", "mptq", "repq"]
+def _recipes() -> list[str]:
+    from vitq_plugins.core.manager import get_host
+
+    return sorted(get_host().recipes)
+
+
+#: every registered recipe: a new one is held to the same contract
+RECIPES = _recipes()
 
 
 def _supports(host: PluginHost, backend: str, recipe: str) -> bool:
