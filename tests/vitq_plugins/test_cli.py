@@ -16,7 +16,12 @@ def test_listing_json_is_one_document(kind: str, capsys: pytest.CaptureFixture[s
 
 def test_quantizers_filter(capsys: pytest.CaptureFixture[str], host: object) -> None:
     assert main(["quantizers", "--filter", "shift*", "--json"]) == 0
-    assert [d["name"] for d in json.loads(capsys.readouterr().out)] == ["shiftgelu", "shiftmax"]
+    assert [d["name"] for d in json.loads(capsys.readouterr().out)] == [
+        "shiftgelu",
+        "shiftgelu_fine",
+        "shiftmax",
+        "shiftmax_log2",
+    ]
 
 
 def test_plugins_json(capsys: pytest.CaptureFixture[str], host: object) -> None:

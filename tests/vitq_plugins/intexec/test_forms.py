@@ -13,6 +13,8 @@ def test_forms_are_found_through_the_quantizer_registry() -> None:
     names = {
         ("layernorm", "ilayernorm"): "ILayerNorm",
         ("softmax", "shiftmax"): "Shiftmax",
+        ("softmax", "shiftmax_log2"): "ShiftmaxLog2",
+        ("gelu", "shiftgelu_fine"): "ShiftGELUFine",
         ("gelu", "shiftgelu"): "ShiftGELU",
         ("layernorm", "pts"): "PtsLayerNorm",
         ("softmax", "lis"): "LisSoftmax",

@@ -3,10 +3,15 @@
 Custom modules running I-ViT's integer kernels (arXiv 2207.01405) on their quantized input: Shiftmax
 (:class:`ShiftmaxSoftmax`, Sec. 3.3 eqs. 9-14; ``k_out = bits``, output exact in a ``2^-(k-1)`` container),
 ShiftGELU (:class:`ShiftGELU`, Sec. 3.4 eqs. 15-17) and I-LayerNorm (:class:`ILayerNorm`, Sec. 3.5).
+``shiftmax_log2`` (:class:`ShiftmaxLog2Softmax`): Shiftmax's exponential with a log2 output code
+(:mod:`vitq_plugins.papers.ivit.shiftlog`); its ``2^-code`` sits in a ``2^-8`` quint8 container like FQ-ViT's LIS
+(codes above 8 are flushed to 0 by the x86 ``attn @ v``).
 
-Options (from ``QuantConfig.options``): ``shiftmax_n`` (15), ``shiftgelu_n`` (23), ``shiftgelu_out_bits`` (8),
-``kernel_input_bits`` (8, Shiftmax's logits). Every kernel input is I-ViT's signed symmetric grid, as in the
-Brevitas adapters.
+``shiftgelu_fine`` (:class:`ShiftGELUFine`): ShiftGELU on the fine exponential (``papers.ivit.finegelu``).
+
+Options (from ``QuantConfig.options``): ``shiftmax_n`` (15), ``shiftmax_log2_n`` (20), ``shiftgelu_n`` (23),
+``shiftgelu_fine_n`` (20), ``shiftgelu_fine_out_bits`` (16), ``shiftgelu_out_bits`` (8), ``kernel_input_bits``
+(8, Shiftmax's logits). Every kernel input is I-ViT's signed symmetric grid, as in the Brevitas adapters.
 """
 
 from __future__ import annotations
@@ -23,11 +28,29 @@ from vitq_plugins.fx.extension import ObservedCustom
 from vitq_plugins.fx.extension import UniformActObserver
 from vitq_plugins.fx.extension import check_container_bits
 from vitq_plugins.fx.extension import grid_codes
+from vitq_plugins.papers.ivit.finegelu import shiftgelu_fine as shiftgelu_fine_int
 from vitq_plugins.papers.ivit.ilayernorm import i_layernorm
 from vitq_plugins.papers.ivit.shift import shiftgelu as shiftgelu_int
 from vitq_plugins.papers.ivit.shift import shiftmax as shiftmax_int
+from vitq_plugins.papers.ivit.shiftlog import log2_dequant
+from vitq_plugins.papers.ivit.shiftlog import shiftmax_log2 as shiftmax_log2_int
 
-__all__ = ["ILayerNorm", "ShiftGELU", "ShiftmaxSoftmax", "ilayernorm", "shiftgelu", "shiftmax"]
+__all__ = [
+    "LOG2_OUT_SCALE",
+    "ILayerNorm",
+    "ShiftGELU",
+    "ShiftGELUFine",
+    "ShiftmaxLog2Softmax",
+    "ShiftmaxSoftmax",
+    "ilayernorm",
+    "shiftgelu",
+    "shiftgelu_fine",
+    "shiftmax",
+    "shiftmax_log2",
+]
+
+#: log2 codes ``2^-c`` with ``c <= 8`` are exact in a quint8 container of scale ``2^-8`` (FQ-ViT eq. 16)
+LOG2_OUT_SCALE = 2.0**-8
 
 
 def _input_scale(observed: ObservedCustom) -> torch.Tensor:
@@ -52,6 +75,24 @@ class ShiftmaxSoftmax(nn.Softmax, CustomFloat):
         return (out.to(torch.float64) * osc).to(x.dtype)
 
 
+class ShiftmaxLog2Softmax(nn.Softmax, CustomFloat):
+    """Softmax site computed by Shiftmax with a ``bits``-bit log2 output code (shift budget ``n``)."""
+
+    def __init__(self, dim: int = -1, bits: int = 4, n: int = 20) -> None:
+        nn.Softmax.__init__(self, dim=dim)
+        self.bits, self.n = bits, n
+
+    def reference(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.softmax(x, -1 if self.dim is None else int(self.dim))
+
+    def kernel(self, x: torch.Tensor, observed: ObservedCustom) -> torch.Tensor:
+        """Shiftmax's exponential (eqs. 9-13), then ``2^-code`` of the log2 code of the integer input codes."""
+        s = _input_scale(observed)
+        dim = -1 if self.dim is None else int(self.dim)
+        codes = shiftmax_log2_int(grid_codes(x, s), s, n=self.n, bits=self.bits, dim=dim)
+        return log2_dequant(codes, self.bits, x.dtype)
+
+
 class ShiftGELU(nn.GELU, CustomFloat):
     """GELU site computed by I-ViT ShiftGELU (``bits`` of the integer sigmoid, shift budget ``n``; the input
     grid is the spec's input observer)."""
@@ -67,6 +108,23 @@ class ShiftGELU(nn.GELU, CustomFloat):
         """ShiftGELU (eqs. 15-17) of the integer input codes."""
         s = _input_scale(observed)
         out, osc = shiftgelu_int(grid_codes(x, s), s, n=self.n, out_bits=self.bits)
+        return (out.to(torch.float64) * osc).to(x.dtype)
+
+
+class ShiftGELUFine(nn.GELU, CustomFloat):
+    """GELU site computed by ShiftGELU at a higher internal precision (``papers.ivit.finegelu``)."""
+
+    def __init__(self, bits: int = 16, n: int = 20) -> None:
+        nn.GELU.__init__(self)
+        self.bits, self.n = bits, n
+
+    def reference(self, x: torch.Tensor) -> torch.Tensor:
+        return F.gelu(x)
+
+    def kernel(self, x: torch.Tensor, observed: ObservedCustom) -> torch.Tensor:
+        """Fine ShiftGELU of the integer input codes."""
+        s = _input_scale(observed)
+        out, osc = shiftgelu_fine_int(grid_codes(x, s), s, n=self.n, out_bits=self.bits)
         return (out.to(torch.float64) * osc).to(x.dtype)
 
 
@@ -110,6 +168,19 @@ def shiftmax(site: str, bits: int, **options: Any) -> CustomModuleSpec:
     )
 
 
+def _log2_out_scale(bits: int) -> float:
+    return LOG2_OUT_SCALE
+
+
+def shiftmax_log2(site: str, bits: int, **options: Any) -> CustomModuleSpec:
+    """Shiftmax with a ``bits``-bit log2 code (exact ``2^-8`` output container)."""
+    return CustomModuleSpec(
+        ShiftmaxLog2Softmax,
+        {"bits": bits, "n": int(options.get("shiftmax_log2_n", 20))},
+        fixed_out_scale=_log2_out_scale,
+    )
+
+
 def shiftgelu(site: str, bits: int, **options: Any) -> CustomModuleSpec:
     """ShiftGELU custom module: input quantized to ``bits`` signed symmetric, integer sigmoid of
     ``shiftgelu_out_bits`` (8)."""
@@ -117,6 +188,17 @@ def shiftgelu(site: str, bits: int, **options: Any) -> CustomModuleSpec:
         ShiftGELU,
         {"bits": int(options.get("shiftgelu_out_bits", 8)), "n": int(options.get("shiftgelu_n", 23))},
         input_observer=_symmetric_input("shiftgelu", site, bits),
+    )
+
+
+def shiftgelu_fine(site: str, bits: int, **options: Any) -> CustomModuleSpec:
+    """Fine ShiftGELU custom module (16-bit sigmoid; its input is fc1's output container)."""
+    return CustomModuleSpec(
+        ShiftGELUFine,
+        {
+            "bits": int(options.get("shiftgelu_fine_out_bits", 16)),
+            "n": int(options.get("shiftgelu_fine_n", 20)),
+        },
     )
 
 

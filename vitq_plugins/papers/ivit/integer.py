@@ -6,6 +6,10 @@ Registered with :func:`vitq_plugins.intexec.extension.register_integer_form` und
   computed once (``extension.layernorm_bias``), bit-identical to ``papers.ivit.ilayernorm.i_layernorm``;
 * ``("softmax", "shiftmax")``: :class:`Shiftmax` (Sec. 3.3, eqs. 9-14) of the requantized logits, then the
   uint8 probabilities times ``v`` as an integer matmul;
+* ``("softmax", "shiftmax_log2")``: :class:`ShiftmaxLog2`, Shiftmax's exponential with a log2 output code
+  (``papers.ivit.shiftlog``), then ``2^(F - code) @ v`` as uint8 byte-plane matmuls (FQ-ViT eq. 16's shifts);
+* ``("gelu", "shiftgelu_fine")``: :class:`ShiftGELUFine`, ShiftGELU on the fine exponential
+  (``papers.ivit.finegelu``), then the requant to fc2's input grid (one ``Gather`` of a 1-D table in ONNX);
 * ``("gelu", "shiftgelu")``: :class:`ShiftGELU` (Sec. 3.4, eqs. 15-17) of fc1's requantized accumulator, then
   the requant to fc2's input grid.
 
@@ -33,6 +37,7 @@ from vitq_plugins.intexec.extension import QParams
 from vitq_plugins.intexec.extension import Requant
 from vitq_plugins.intexec.extension import SoftmaxForm
 from vitq_plugins.intexec.extension import code_span
+from vitq_plugins.intexec.extension import floor_log2
 from vitq_plugins.intexec.extension import grid_span
 from vitq_plugins.intexec.extension import isqrt
 from vitq_plugins.intexec.extension import layernorm_bias
@@ -41,9 +46,15 @@ from vitq_plugins.intexec.extension import matmul_int
 from vitq_plugins.intexec.extension import max_subtracted_table
 from vitq_plugins.intexec.extension import register_integer_form
 from vitq_plugins.intexec.extension import requant
+from vitq_plugins.intexec.extension import table_at_v
 from vitq_plugins.intexec.extension import to_u8
 from vitq_plugins.ops import grid_refinement
 from vitq_plugins.ops._intmath import isqrt_newton
+from vitq_plugins.papers.ivit.fineexp import exp_constants
+from vitq_plugins.papers.ivit.fineexp import pow2_table
+from vitq_plugins.papers.ivit.fineexp import shift_exp_fine
+from vitq_plugins.papers.ivit.finegelu import gelu_constants
+from vitq_plugins.papers.ivit.finegelu import shiftgelu_fine_unit
 from vitq_plugins.papers.ivit.ilayernorm import round_div_half_even
 from vitq_plugins.papers.ivit.shift import GELU_SIGMOID_FACTOR
 from vitq_plugins.papers.ivit.shift import Division
@@ -51,12 +62,22 @@ from vitq_plugins.papers.ivit.shift import exp_unit
 from vitq_plugins.papers.ivit.shift import shift_exp_unit
 from vitq_plugins.papers.ivit.shift import shiftgelu_unit
 from vitq_plugins.papers.ivit.shift import shiftmax_unit
+from vitq_plugins.papers.ivit.shiftlog import LOG_FRAC
+from vitq_plugins.papers.ivit.shiftlog import code_frac_bits
+from vitq_plugins.papers.ivit.shiftlog import code_table
+from vitq_plugins.papers.ivit.shiftlog import code_thresholds
+from vitq_plugins.papers.ivit.shiftlog import log2_dequant
+from vitq_plugins.papers.ivit.shiftlog import shiftmax_log2_unit
 
 __all__ = [
     "ILayerNorm",
     "ShiftGELU",
+    "ShiftGELUFine",
     "Shiftmax",
+    "ShiftmaxLog2",
     "ilayernorm_int",
+    "onnx_log2_codes",
+    "onnx_shift_exp_fine",
     "onnx_normalise",
     "onnx_shift_exp",
     "onnx_shiftgelu",
@@ -189,6 +210,35 @@ def onnx_shiftmax(
     else:
         e = onnx_shift_exp(g, g.times_pow2(x, in_shift), x0, n, _INT31_MAX)
     return onnx_normalise(g, e, g.reduce_sum(e), out_bits, division)
+
+
+def onnx_shift_exp_fine(g: OnnxGraph, x: str, x0: int, n: int, table: torch.Tensor) -> str:
+    """``papers.ivit.fineexp.shift_exp_fine`` of max-subtracted codes ``x``."""
+    x = g.op(
+        "Add", g.op("Sub", g.op("Add", x, g.shr(x, 1)), g.shr(x, 4)), g.op("Add", g.shr(x, 8), g.shr(x, 10))
+    )
+    x = g.op("Min", g.op("Max", x, g.const(n * x0)), g.const(0))
+    q = g.floor_div(x, g.const(x0))
+    r = g.op("Sub", x, g.op("Mul", q, g.const(x0)))
+    t = g.op("Gather", g.const(table), g.op("Neg", r), axis=0)
+    return g.shl_u(t, g.op("Sub", g.const(n), q), "LEFT")
+
+
+def onnx_log2_codes(g: OnnxGraph, e: str, bits: int) -> str:
+    """``papers.ivit.shiftlog.log2_codes`` of the int64 exponentials ``e`` (last axis)."""
+    total = g.reduce_sum(e)
+    safe = g.op("Max", e, g.const(1))
+    ratio = g.op("Max", g.div_pos(g.shl_u(total, g.const(LOG_FRAC), "LEFT"), safe), g.const(1))
+    t = floor_log2(g, ratio)
+    down = g.shl_u(ratio, g.op("Max", g.op("Sub", t, g.const(31)), g.const(0)), "RIGHT")
+    up = g.shl_u(ratio, g.op("Max", g.op("Sub", g.const(31), t), g.const(0)), "LEFT")
+    mant = g.where(g.op("GreaterOrEqual", t, g.const(31)), down, up)
+    k = g.op("Mul", g.op("Sub", t, g.const(LOG_FRAC)), g.const(2 ** code_frac_bits(bits)))
+    for thr in code_thresholds(bits):
+        k = g.op("Add", k, g.b2i(g.op("GreaterOrEqual", mant, g.const(thr))))
+    zero = 2**bits
+    under = g.op("Or", g.op("Equal", e, g.const(0)), g.op("GreaterOrEqual", k, g.const(zero)))
+    return g.where(under, g.const(zero), g.op("Max", k, g.const(0)))
 
 
 def onnx_shiftgelu(g: OnnxGraph, x: str, x0: int, n: int, out_bits: int, division: str) -> str:
@@ -337,6 +387,84 @@ class Shiftmax(SoftmaxForm):
         return matmul_int(g, to_u8(g, p), to_u8(g, v), 0, v_zero_point)
 
 
+@register_integer_form("softmax", "shiftmax_log2")
+class ShiftmaxLog2(SoftmaxForm):
+    """Shiftmax's exponential of ``rq_logits(scores) << in_shift``, its log2 codes, then ``table[code] @ v``.
+
+    Args:
+        rq_logits: requant of the exact scores to the logit grid of the kernel.
+        x0: ``I0`` of the refined logit scale (``papers.ivit.shiftlog.exp_constants``); ``n``: the exponential's
+            octaves; ``in_shift``: the refinement ``k`` (the kernel takes the codes ``<< k``).
+        bits: the log2 code width ``b``.
+        table: the integer probability of each code ``0..2^b``: ``shiftlog.code_table`` (Brevitas, scale
+            ``2^-F``) or the centred codes of the FX output container.
+    """
+
+    table: torch.Tensor
+    pow2: torch.Tensor
+
+    def __init__(
+        self, rq_logits: Requant, x0: int, n: int, bits: int, table: torch.Tensor, in_shift: int = 0
+    ) -> None:
+        super().__init__()
+        self.rq_logits = rq_logits
+        self.x0, self.n, self.bits, self.in_shift = int(x0), int(n), int(bits), int(in_shift)
+        self.register_buffer("table", table.to(torch.int64))
+        self.register_buffer("pow2", pow2_table(self.x0, self.n))
+
+    @classmethod
+    def from_brevitas(cls, site: AttentionSite) -> tuple[ShiftmaxLog2, Requant]:
+        """On the softmax quantizer's logit grid; probabilities ``shiftlog.code_table`` at scale ``2^-F``."""
+        assert site.grid is not None
+        sm = site.module
+        gl = site.grid(sm.quant.act_quant, site.where)
+        rq_logits = Requant(
+            site.gq.scale * site.gk.scale / gl.scale,
+            gl,
+            grid_span(site.gq) * grid_span(site.gk) * site.head_dim,
+        )
+        k_in, x0 = exp_constants(gl.scale)
+        bits, n = int(sm.out_bits), int(sm.n)
+        table, frac = code_table(bits)
+        g_o, gv = site.out_grid, site.gv
+        rq_out = Requant(gv.scale * 2.0**-frac / g_o.scale, g_o, 2**frac * grid_span(gv) * site.tokens)
+        return cls(rq_logits, x0, n, bits, table, in_shift=k_in), rq_out
+
+    @classmethod
+    def from_fx(cls, site: AttentionSite) -> tuple[ShiftmaxLog2, Requant]:
+        """On the logit container's codes; the probability of each code quantized onto the output container."""
+        assert site.rq_logits is not None and site.logits_grid is not None
+        sm = site.module
+        bits, n = int(sm.observed.inner.bits), int(sm.observed.inner.n)
+        probs = log2_dequant(torch.arange(2**bits + 1), bits)
+        container = torch.quantize_per_tensor(probs, sm.out_scale, sm.out_zero_point, torch.quint8)
+        table = container.int_repr().to(torch.int64) - int(sm.out_zero_point)
+        gv, g_o = site.gv, site.out_grid
+        span_p = max(int(table.abs().max()), 1)
+        rq_out = Requant(sm.out_scale * gv.scale / g_o.scale, g_o, span_p * grid_span(gv) * site.tokens)
+        k_in, x0 = exp_constants(float(site.logits_grid.scale))
+        return cls(site.rq_logits, x0, n, bits, table, in_shift=k_in), rq_out
+
+    def _exp(self, d: torch.Tensor) -> torch.Tensor:
+        return shift_exp_fine(d << self.in_shift, self.x0, self.n, self.pow2)
+
+    def forward(self, scores: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        logits = self.rq_logits(scores) << self.in_shift
+        codes = shiftmax_log2_unit(logits, self.x0, self.pow2, n=self.n, bits=self.bits)
+        return self.table[codes] @ v
+
+    def emit_onnx(self, g: OnnxGraph, scores: str, v: str, v_zero_point: int, tokens: int) -> str:
+        logits = requant(g, scores, self.rq_logits)
+        d = g.op("Sub", logits, g.reduce_max(logits))
+        exp_table = max_subtracted_table(self.rq_logits, 0, self._exp)
+        if exp_table is not None:
+            e = g.op("Gather", g.const(exp_table), d, axis=0)
+        else:
+            e = onnx_shift_exp_fine(g, g.times_pow2(d, self.in_shift), self.x0, self.n, self.pow2)
+        codes = onnx_log2_codes(g, e, self.bits)
+        return table_at_v(g, self.table, codes, v, v_zero_point, tokens)
+
+
 @register_integer_form("gelu", "shiftgelu")
 class ShiftGELU(GeluForm):
     """``rq_fc2(ShiftGELU((rq_gelu(acc) - z) << in_shift))`` (eqs. 15-17).
@@ -412,3 +540,83 @@ class ShiftGELU(GeluForm):
             return g.op("Gather", g.const(table, np.uint8), idx, axis=0), True
         y = onnx_shiftgelu(g, g.times_pow2(a, self.in_shift), self.x0, self.n, self.out_bits, self.division)
         return requant(g, y, self.rq_fc2), False
+
+
+@register_integer_form("gelu", "shiftgelu_fine")
+class ShiftGELUFine(GeluForm):
+    """``rq_fc2(shiftgelu_fine((rq_gelu(acc) - z) << in_shift))`` (``papers.ivit.finegelu``).
+
+    Args:
+        rq_gelu: requant of fc1's accumulator to the GELU input grid ``S``.
+        x0: ``I0`` of ``1.702 S / 2^k`` (``finegelu.gelu_constants``); ``n``, ``out_bits``: the kernel's.
+        rq_fc2: requant of the output (scale ``S 2^-(k + out_bits - 1)``) to fc2's input grid.
+        in_shift: the refinement ``k`` (the kernel takes the codes ``<< k``).
+    """
+
+    pow2: torch.Tensor
+
+    def __init__(
+        self, rq_gelu: Requant, x0: int, n: int, out_bits: int, rq_fc2: Requant, in_shift: int
+    ) -> None:
+        super().__init__()
+        self.rq_gelu, self.rq_fc2 = rq_gelu, rq_fc2
+        self.x0, self.n, self.out_bits, self.in_shift = int(x0), int(n), int(out_bits), int(in_shift)
+        self.register_buffer("pow2", pow2_table(self.x0, self.n))
+
+    @staticmethod
+    def _rq_out(s_in: float, grid: QParams, span: int, k: int, ob: int) -> Requant:
+        return Requant(s_in * 2.0 ** -(k + ob - 1) / grid.scale, grid, (span << k) * 2 ** (ob - 1))
+
+    @classmethod
+    def from_brevitas(cls, site: GeluSite) -> tuple[ShiftGELUFine, QParams]:
+        """On the GELU quantizer's grid ``in_grid``, then the requant to fc2's input grid ``out_grid``."""
+        act, gg, g2 = site.module, site.in_grid, site.out_grid
+        rq_gelu = Requant(site.acc_scale / gg.scale, gg, site.acc_bound, frac=site.acc_frac)
+        ob, n = int(act.out_bits), int(act.n)
+        k, x0 = gelu_constants(gg.scale)
+        rq_fc2 = cls._rq_out(gg.scale, g2, grid_span(gg), k, ob)
+        return cls(rq_gelu, x0, n, ob, rq_fc2, k), g2
+
+    @classmethod
+    def from_fx(cls, site: GeluSite) -> tuple[ShiftGELUFine, QParams]:
+        """On fc1's output codes, its output container, then fc2's input grid (``site.to_fc2``)."""
+        assert site.rq_in is not None and site.to_fc2 is not None
+        act, g_fc1, g_act = site.module, site.in_grid, site.out_grid
+        ob, n = int(act.observed.inner.bits), int(act.observed.inner.n)
+        k, x0 = gelu_constants(g_fc1.scale)
+        rq_fc2 = site.to_fc2(cls._rq_out(g_fc1.scale, g_act, grid_span(g_fc1), k, ob))
+        return cls(site.rq_in, x0, n, ob, rq_fc2, k), rq_fc2.out
+
+    def _kernel(self, centred: torch.Tensor) -> torch.Tensor:
+        return shiftgelu_fine_unit(
+            centred << self.in_shift, self.x0, self.pow2, n=self.n, out_bits=self.out_bits
+        )
+
+    def forward(self, acc: torch.Tensor) -> torch.Tensor:
+        out: torch.Tensor = self.rq_fc2(self._kernel(self.rq_gelu(acc) - self.rq_gelu.zero_point))
+        return out
+
+    def _table(self) -> tuple[torch.Tensor, int] | None:
+        """The uint8 fc2 code of every centred GELU-input code, and the lowest code (``None``: no table)."""
+        span, rq = code_span(self.rq_gelu), self.rq_fc2
+        if span is None or span > MAX_TABLE_SPAN or not rq.do_clamp or rq.pre is not None:
+            return None
+        if rq.mantissa.numel() != 1 or rq.qmin < 0 or rq.qmax > 255:
+            return None
+        lo = self.rq_gelu.qmin - self.rq_gelu.zero_point
+        y = self._kernel(torch.arange(lo, lo + span + 1, dtype=torch.int64))
+        return (rq.raw(y) + rq.zero_point).clamp(rq.qmin, rq.qmax).to(torch.uint8), lo
+
+    def emit_onnx(self, g: OnnxGraph, acc: str) -> tuple[str, bool]:
+        a = requant(g, acc, self.rq_gelu, centered=True)
+        lut = self._table()
+        if lut is not None:
+            table, lo = lut
+            return g.op("Gather", g.const(table, np.uint8), g.op("Sub", a, g.const(lo)), axis=0), True
+        x = g.times_pow2(a, self.in_shift)
+        m = g.op("Max", x, g.const(0))
+        e_x = onnx_shift_exp_fine(g, g.op("Sub", x, m), self.x0, self.n, self.pow2)
+        e_m = onnx_shift_exp_fine(g, g.op("Neg", m), self.x0, self.n, self.pow2)
+        num = g.shl_u(e_x, g.const(self.out_bits - 1), "LEFT")
+        sigma = g.floor_div(num, g.op("Add", e_x, e_m))
+        return requant(g, g.op("Mul", x, sigma), self.rq_fc2), False

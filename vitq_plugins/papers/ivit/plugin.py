@@ -20,7 +20,7 @@ def _refs(name: str) -> dict[str, str]:
 
 @hookimpl
 def vitq_register_quantizers(registry: Registry[QuantizerSpec]) -> None:
-    """``shiftmax``, ``shiftgelu`` and ``ilayernorm``."""
+    """``shiftmax``, ``shiftmax_log2``, ``shiftgelu``, ``shiftgelu_fine`` and ``ilayernorm``."""
     registry.register(
         "shiftmax",
         QuantizerSpec(
@@ -36,6 +36,20 @@ def vitq_register_quantizers(registry: Registry[QuantizerSpec]) -> None:
         ),
     )
     registry.register(
+        "shiftmax_log2",
+        QuantizerSpec(
+            name="shiftmax_log2",
+            sites=frozenset({"softmax_output"}),
+            min_bits=2,
+            max_bits=8,
+            default_bits=4,
+            description="Shiftmax's shift-based exp with a b-bit log2 output code (LIS-style), attn@V as shifts",
+            paper="I-ViT arXiv 2207.01405 §3.3 eqs. 9-13 (exp) + FQ-ViT arXiv 2111.13824 §3.3 eqs. 13-16 (code)",
+            backends=_refs("shiftmax_log2"),
+            integer="vitq_plugins.papers.ivit.integer",
+        ),
+    )
+    registry.register(
         "shiftgelu",
         QuantizerSpec(
             name="shiftgelu",
@@ -46,6 +60,20 @@ def vitq_register_quantizers(registry: Registry[QuantizerSpec]) -> None:
             description="ShiftGELU: x*sigmoid(1.702x) with shift-based exps",
             paper="I-ViT arXiv 2207.01405 §3.4, eqs. 15-17",
             backends=_refs("shiftgelu"),
+            integer="vitq_plugins.papers.ivit.integer",
+        ),
+    )
+    registry.register(
+        "shiftgelu_fine",
+        QuantizerSpec(
+            name="shiftgelu_fine",
+            sites=frozenset({"gelu_output"}),
+            min_bits=2,
+            max_bits=16,
+            default_bits=8,
+            description="ShiftGELU x*sigmoid(1.702x) on a refined grid, 2^r table, per-element stabiliser",
+            paper="I-ViT arXiv 2207.01405 §3.4, eqs. 15-17 (higher internal precision added)",
+            backends=_refs("shiftgelu_fine"),
             integer="vitq_plugins.papers.ivit.integer",
         ),
     )
@@ -67,14 +95,23 @@ def vitq_register_quantizers(registry: Registry[QuantizerSpec]) -> None:
 
 @hookimpl
 def vitq_register_recipes(registry: Registry[RecipeSpec]) -> None:
-    """``ivit``: Shiftmax, ShiftGELU, I-LayerNorm, dyadic requantization, MinMax elsewhere."""
+    """``ivit``: Shiftmax (with a log2 output code), ShiftGELU, I-LayerNorm, dyadic requantization, MinMax
+    elsewhere.
+
+    The paper's uniform Shiftmax output (``shiftmax``) collapses with 4-bit attention and with 197 tokens; the
+    recipe uses ``shiftmax_log2`` and ``shiftgelu_fine`` (the same formulas at a higher internal precision).
+    The faithful recipe is ``QuantConfig("ivit", layers={"re:.*": {"quantizers": {"softmax_output":
+    "shiftmax", "gelu_output": "shiftgelu"}}})``.
+    """
     quantizers = {site: "minmax" for site in SITES}
-    quantizers.update({"ln_input": "ilayernorm", "softmax_output": "shiftmax", "gelu_output": "shiftgelu"})
+    quantizers.update(
+        {"ln_input": "ilayernorm", "softmax_output": "shiftmax_log2", "gelu_output": "shiftgelu_fine"}
+    )
     registry.register(
         "ivit",
         RecipeSpec(
             "ivit",
-            "I-ViT: Shiftmax + ShiftGELU + I-LayerNorm with dyadic requantization (PTQ use of a QAT method)",
+            "I-ViT: Shiftmax (log2-coded output) + ShiftGELU + I-LayerNorm with dyadic requantization (PTQ)",
             quantizers,
             integer=True,
             paper="I-ViT arXiv 2207.01405",
