@@ -177,6 +177,7 @@ def shiftmax_log2(site: str, bits: int, **options: Any) -> CustomModuleSpec:
     return CustomModuleSpec(
         ShiftmaxLog2Softmax,
         {"bits": bits, "n": int(options.get("shiftmax_log2_n", 20))},
+        input_observer=_symmetric_input("shiftmax_log2", site, int(options.get("kernel_input_bits", 8))),
         fixed_out_scale=_log2_out_scale,
     )
 
@@ -192,13 +193,16 @@ def shiftgelu(site: str, bits: int, **options: Any) -> CustomModuleSpec:
 
 
 def shiftgelu_fine(site: str, bits: int, **options: Any) -> CustomModuleSpec:
-    """Fine ShiftGELU custom module (16-bit sigmoid; its input is fc1's output container)."""
+    """Fine ShiftGELU custom module (16-bit sigmoid) on its input quantized to ``max(bits,
+    kernel_input_bits)`` signed symmetric, as in the Brevitas adapter."""
+    in_bits = max(bits, int(options.get("kernel_input_bits", 8)))
     return CustomModuleSpec(
         ShiftGELUFine,
         {
             "bits": int(options.get("shiftgelu_fine_out_bits", 16)),
             "n": int(options.get("shiftgelu_fine_n", 20)),
         },
+        input_observer=_symmetric_input("shiftgelu_fine", site, in_bits),
     )
 
 
