@@ -165,9 +165,9 @@ def test_same_grid_in_both_wings(quantizer: str, site: str, bits: int, host: Plu
         return
     # an output quantizer of the float softmax in Brevitas, an integer kernel on quantized logits in FX
     assert site == "softmax_output"
-    from vitq_plugins.fx.modules import ObservedCustom
-
     from brevitas.graph.calibrate import calibration_mode
+
+    from vitq_plugins.fx.modules import ObservedCustom
 
     logits = x * 2.0
     sm = QuantSoftmax(-1, act_quant=inj)
