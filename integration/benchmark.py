@@ -6,7 +6,7 @@ Writes ``<out-dir>/RESULTS.md`` (the tables the README quotes) and ``<out-dir>/m
 * **Accuracy** on the CIFAR-10 test split (all 10,000 images unless ``--eval``) of ``vit_tiny_cifar10``:
   FP; ``minmax``, ``fqvit`` (FQ-ViT, arXiv 2111.13824), ``ivit`` (I-ViT, arXiv 2207.01405) and ``mptq``
   (MPTQ-ViT, arXiv 2401.14895) at W8A8 with 8- and 4-bit attention maps, W6A6, W4A8 and W4A4 on both
-  backends (``brevitas``, ``fx``); a combination a backend rejects is a row with the reason. Greedy-MP
+  backends (every registered wing); a combination a backend rejects is a row with the reason. Greedy-MP
   (MPTQ-style greedy mixed precision) at 5 and 6 average bits. Columns as in FQ-ViT's table (W/A/Attn
   bits), plus top-1 agreement with FP, KL(FP || quantized) and weight size. The FP logits are computed
   once and every configuration is compared with them.
@@ -96,9 +96,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ap.add_argument("--mp-recipe", default="minmax", help="recipe of the Greedy-MP points (default minmax)")
     ap.add_argument(
-        "--recipes", default=None, help="comma-separated recipes (default minmax,fqvit,ivit,mptq)"
+        "--recipes", default=None, help="comma-separated recipes (default: every registered recipe)"
     )
-    ap.add_argument("--backends", default=None, help="comma-separated backends (default brevitas,fx)")
+    ap.add_argument(
+        "--backends", default=None, help="comma-separated backends (default: every registered wing)"
+    )
     ap.add_argument(
         "--settings",
         default=None,

@@ -15,7 +15,6 @@ MODEL = "vit_tiny_cifar10"
 #: (w_bits, a_bits, attn_bits), FQ-ViT's W/A/Attn columns
 SETTINGS: tuple[tuple[int, int, int], ...] = ((8, 8, 8), (8, 8, 4), (6, 6, 6), (4, 8, 8), (4, 4, 4))
 QUICK_SETTINGS: tuple[tuple[int, int, int], ...] = ((8, 8, 4),)
-RECIPES: tuple[str, ...] = ("minmax", "fqvit", "ivit", "mptq")
 QUICK_RECIPES: tuple[str, ...] = ("minmax", "fqvit")
 MP_BITS: tuple[float, ...] = (5.0, 6.0)
 QUICK_MP_BITS: tuple[float, ...] = (6.0,)
@@ -96,7 +95,7 @@ def make_plan(args: argparse.Namespace) -> Plan:
     mp = args.mp_bits
     return Plan(
         settings=settings,
-        recipes=csv_list(args.recipes, RECIPES, QUICK_RECIPES),
+        recipes=csv_list(args.recipes, registered_recipes(), QUICK_RECIPES),
         backends=csv_list(args.backends, registered_backends(), registered_backends()),
         mp_bits=tuple(float(b) for b in mp.split(",") if b)
         if mp is not None
@@ -122,6 +121,13 @@ def default_data() -> Path | str:
     """The full packed CIFAR-10 (``$VITQ_CIFAR10_DIR`` or ``../shared/data/cifar10`` beside the repo)."""
     env = os.environ.get("VITQ_CIFAR10_DIR")
     return Path(env) if env else ROOT.parent / "shared" / "data" / "cifar10"
+
+
+def registered_recipes() -> tuple[str, ...]:
+    """Every recipe in the ``recipes`` registry (built-ins and plugins), in registry order."""
+    from vitq_plugins.core.manager import get_host
+
+    return tuple(get_host().recipes)
 
 
 def registered_backends() -> tuple[str, ...]:
