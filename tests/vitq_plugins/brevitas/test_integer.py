@@ -40,12 +40,6 @@ def test_guard_catches_a_float_program(ref: SimpleNamespace) -> None:
         run_integer_only(lambda c: ref.executor(c)[0] * 1.0, codes)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="converged reference model (issue #15): the program agrees with the float32 fake-quant model on "
-    "93/96 images (96.9%, bound 97%): float32 rounding ties of the fake-quant model spread further through the "
-    "converged weights (the program equals the exact float64 model on 96/96); left to issue #17",
-)
 def test_agreement_with_fake_quant(ref: SimpleNamespace) -> None:
     rep = agreement_report(ref.qmodel, ref.executor, ref.eval_batches)
     assert rep.images == 96

@@ -133,14 +133,20 @@ def _node_name(gm: fx.GraphModule, target: str) -> str:
     return next(str(n.name) for n in gm.graph.nodes if n.op == "call_module" and n.target == target)
 
 
-def test_each_rounding_matches_the_graph(fxref: SimpleNamespace) -> None:
+#: the paper's own I-ViT kernels (the recipe's defaults are the log2 Shiftmax and the fine ShiftGELU): the
+#: stage-by-stage checks below recompute them with ``shiftmax_unit``/``shiftgelu_unit``
+FAITHFUL_IVIT = {"re:.*": {"quantizers": {"softmax_output": "shiftmax", "gelu_output": "shiftgelu"}}}
+
+
+def test_each_rounding_matches_the_graph(make_program: Callable[..., SimpleNamespace]) -> None:
     """Block 0, stage by stage on the FX model's own input codes: the executor rounds where the quantized graph
     rounds (its grids are named after the FX nodes) and agrees but for float32 rounding ties."""
     from vitq_plugins.papers.ivit.shift import shiftgelu_unit
     from vitq_plugins.papers.ivit.shift import shiftmax_unit
 
-    ex, qm = fxref.executor, fxref.qmodel
-    x, _ = fxref.eval_batches[0]
+    prog = make_program("fx", "ivit", layers=FAITHFUL_IVIT)
+    ex, qm = prog.executor, prog.qmodel
+    x, _ = prog.eval_batches[0]
     stages = _Stages.of(qm, x[:8])
     with torch.no_grad():
         stream = ex.embed(ex.quantize_input(x[:8]))
@@ -319,7 +325,10 @@ def test_coarse_grids_are_refined_exactly(
     ort = pytest.importorskip("onnxruntime")
     # LIS's logits are 8-bit unless asked (its Brevitas form takes the float logits): ask for coarse ones
     options = {"lis_input_bits": bits} if recipe == "fqvit" else {}
-    prog = make_program("fx", recipe, w_bits=bits, a_bits=bits, attn_bits=bits, options=options)
+    layers = FAITHFUL_IVIT if recipe == "ivit" else {}
+    prog = make_program(
+        "fx", recipe, w_bits=bits, a_bits=bits, attn_bits=bits, options=options, layers=layers
+    )
     ex, qm = prog.executor, prog.qmodel
     x, _ = prog.eval_batches[0]
     stages = _Stages.of(qm, x[:8])

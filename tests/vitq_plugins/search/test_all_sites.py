@@ -193,14 +193,16 @@ def test_fx_applies_the_searched_bits(table: SensitivityTable, model: torch.nn.M
     cfg, want = _hand_config(table)
     prep = fxq.prepare(model, cfg, example_input(model), host=get_host())
     gm = prep.model
-    got: dict[str, int] = {}
+    got: dict[str, set[int]] = {}
     for node in gm.graph.nodes:
         if node.op == "call_module":
             mod = gm.get_submodule(str(node.target))
             if type(mod).__name__.endswith("Observer") and hasattr(mod, "bits"):
+                # a site's tensors also pass 8-bit containers and its neighbours' grids (the map and v both
+                # feed attn @ v): the searched bits must be among the grids on the site's tensors
                 for key in _labels(gm, node):
-                    got.setdefault(key, int(mod.bits))
-    assert {k: got.get(k) for k in want} == want
+                    got.setdefault(key, set()).add(int(mod.bits))
+    assert all(bits in got.get(k, set()) for k, bits in want.items()), (want, got)
     assert all(prep.applied.get(k) == "minmax" for k in want)
 
 
