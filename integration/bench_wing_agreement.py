@@ -17,7 +17,6 @@ import csv
 from pathlib import Path
 import time
 
-RECIPES = ("fqvit", "mptq", "minmax", "ivit")
 CONFIGS = ((8, 8, 8), (8, 8, 4), (6, 6, 6), (4, 8, 8), (4, 4, 4))
 FIELDS = (
     "recipe",
@@ -40,7 +39,9 @@ FIELDS = (
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     ap.add_argument("--model", default="vit_tiny_cifar10")
-    ap.add_argument("--recipes", default=",".join(RECIPES))
+    ap.add_argument(
+        "--recipes", default=None, help="comma-separated recipes (default: every registered recipe)"
+    )
     ap.add_argument("--configs", default=",".join("/".join(map(str, c)) for c in CONFIGS))
     ap.add_argument("--calib", type=int, default=512)
     ap.add_argument("--eval", type=int, default=2000)
@@ -52,10 +53,12 @@ def main(argv: list[str] | None = None) -> int:
 
     torch.set_num_threads(args.threads)
     from vitq_plugins import QuantConfig
+    from vitq_plugins.core.manager import get_host
     from vitq_plugins.models.resolve import resolve_model
     from vitq_plugins.pipeline import fp_evaluation
     from vitq_plugins.search import evaluate_config
 
+    recipes = args.recipes.split(",") if args.recipes else list(get_host().recipes)
     fp_model, _ = resolve_model(args.model)
     fp_eval = fp_evaluation(fp_model, n_eval=args.eval, progress=False)
     out = Path(args.out)
@@ -68,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
             writer.writeheader()
         for cfg in args.configs.split(","):
             w, a, at = (int(x) for x in cfg.split("/"))
-            for recipe in args.recipes.split(","):
+            for recipe in recipes:
                 row: dict[str, object] = {"recipe": recipe, "w_bits": w, "a_bits": a, "attn_bits": at}
                 for backend in ("brevitas", "fx"):
                     t = time.perf_counter()

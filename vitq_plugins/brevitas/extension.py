@@ -44,6 +44,7 @@ from vitq_plugins.brevitas.quant import Int8WeightPerChannelMinMax
 from vitq_plugins.brevitas.quant import IntegerKernelInputMixin
 from vitq_plugins.brevitas.quant import ObserverActQuant
 from vitq_plugins.brevitas.quant import Quant
+from vitq_plugins.brevitas.quant import Uint4ActCodes
 from vitq_plugins.brevitas.quant import Uint8ActPerTensorMinMax
 from vitq_plugins.brevitas.quant import Uint8ActPerTensorOMSE
 from vitq_plugins.brevitas.quant import Uint8ActPerTensorPercentile
@@ -57,6 +58,7 @@ __all__ = [
     "CalibratedQuant",
     "ExportForm",
     "Int8ActPerTensorMinMax",
+    "Uint4ActCodes",
     "Int8WeightPerChannelMinMax",
     "IntegerKernel",
     "IntegerKernelInputMixin",

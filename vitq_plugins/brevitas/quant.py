@@ -220,6 +220,19 @@ class UniformWeightQuant(nn.Module):
 # --- injectors ---------------------------------------------------------------------------------
 
 
+class Uint4ActCodes(ExtendedInjector):  # type: ignore[misc]
+    """Base of the unsigned code quantizers whose grid is not affine (log2 or log-sqrt2 attention maps): 4-bit
+    rounded codes on the full range. A subclass names its own ``proxy_class`` (its export form is matched by that
+    exact type) and its ``tensor_quant``."""
+
+    float_to_int_impl_type = FloatToIntImplType.ROUND
+    bit_width = 4
+    signed = False
+    narrow_range = False
+    vitq_kernel = ""
+    vitq_name = ""
+
+
 class Uint8ActPerTensorMinMax(ExtendedInjector):  # type: ignore[misc]
     """Unsigned asymmetric per-tensor MinMax activation quantizer (FQ-ViT baseline).
 

@@ -18,9 +18,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from brevitas.inject import ExtendedInjector
 from brevitas.inject import value
-from brevitas.inject.enum import FloatToIntImplType
 from brevitas.proxy import ActQuantProxyFromInjector
 import torch
 from torch import nn
@@ -30,6 +28,7 @@ from vitq_plugins.brevitas.extension import CalibratedQuant
 from vitq_plugins.brevitas.extension import ExportForm
 from vitq_plugins.brevitas.extension import Quant
 from vitq_plugins.brevitas.extension import QuantNodes
+from vitq_plugins.brevitas.extension import Uint4ActCodes
 from vitq_plugins.brevitas.extension import Uint8ActPerTensorMinMax
 from vitq_plugins.brevitas.extension import VitqCustomOp
 from vitq_plugins.brevitas.extension import register_custom_op
@@ -163,7 +162,7 @@ class Log2ActQuantProxy(ActQuantProxyFromInjector):  # type: ignore[misc]
     """Dedicated proxy type of :class:`Uint4ActLog2` (export forms match proxies by exact type)."""
 
 
-class Uint4ActLog2(ExtendedInjector):  # type: ignore[misc]
+class Uint4ActLog2(Uint4ActCodes):  # type: ignore[misc]
     """FQ-ViT log2 quantizer of the attention map (4-bit codes, 0 for underflow).
 
     Example:
@@ -173,12 +172,6 @@ class Uint4ActLog2(ExtendedInjector):  # type: ignore[misc]
 
     proxy_class = Log2ActQuantProxy
     tensor_quant = Log2Quant
-    float_to_int_impl_type = FloatToIntImplType.ROUND
-    bit_width = 4
-    signed = False
-    narrow_range = False
-    vitq_kernel = ""
-    vitq_name = ""
 
 
 def _log2_torch(x: torch.Tensor, bits: int) -> torch.Tensor:

@@ -26,6 +26,7 @@ from vitq_plugins.papers.mptq.sqb import sqb_alpha_errors
 from vitq_plugins.papers.mptq.sqb import sqb_params
 from vitq_plugins.sites import is_attention
 from vitq_plugins.sites import is_block
+from vitq_plugins.transforms.stream import run_hooked
 
 __all__ = ["ALPHA_GRID", "apply_sqb", "ln_linear_pairs"]
 
@@ -154,12 +155,4 @@ def _stream_ln_outputs(
             fn(fqn, lin, out.detach().reshape(-1, out.shape[-1]))
 
         hooks.append(ln.register_forward_hook(hook))
-    n = 0
-    try:
-        for batch in calib_batches:
-            model(batch[0] if isinstance(batch, tuple | list) else batch)
-            n += 1
-    finally:
-        for h in hooks:
-            h.remove()
-    return n
+    return run_hooked(model, calib_batches, hooks)

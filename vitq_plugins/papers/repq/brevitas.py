@@ -14,8 +14,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from brevitas.inject import ExtendedInjector
-from brevitas.inject.enum import FloatToIntImplType
 from brevitas.proxy import ActQuantProxyFromInjector
 import torch
 
@@ -23,6 +21,7 @@ from vitq_plugins.brevitas.extension import CalibratedQuant
 from vitq_plugins.brevitas.extension import ExportForm
 from vitq_plugins.brevitas.extension import Quant
 from vitq_plugins.brevitas.extension import QuantNodes
+from vitq_plugins.brevitas.extension import Uint4ActCodes
 from vitq_plugins.brevitas.extension import register_export_form
 from vitq_plugins.brevitas.extension import require_site
 from vitq_plugins.papers.repq import logsqrt2 as _ls2
@@ -73,7 +72,7 @@ class LogSqrt2ActQuantProxy(ActQuantProxyFromInjector):  # type: ignore[misc]
     """Dedicated proxy type of :class:`Uint4ActLogSqrt2` (export forms match proxies by exact type)."""
 
 
-class Uint4ActLogSqrt2(ExtendedInjector):  # type: ignore[misc]
+class Uint4ActLogSqrt2(Uint4ActCodes):  # type: ignore[misc]
     """RepQ-ViT log√2 quantizer of the attention map (4-bit codes by default, 0 for underflow).
 
     Example:
@@ -83,12 +82,6 @@ class Uint4ActLogSqrt2(ExtendedInjector):  # type: ignore[misc]
 
     proxy_class = LogSqrt2ActQuantProxy
     tensor_quant = LogSqrt2Quant
-    float_to_int_impl_type = FloatToIntImplType.ROUND
-    bit_width = 4
-    signed = False
-    narrow_range = False
-    vitq_kernel = ""
-    vitq_name = ""
 
 
 def _logsqrt2_torch(x: torch.Tensor, delta: torch.Tensor, bits: int) -> torch.Tensor:

@@ -24,6 +24,7 @@ from vitq_plugins.papers.repq.reparam import fold_reparam_
 from vitq_plugins.papers.repq.reparam import reparam_params
 from vitq_plugins.sites import is_attention
 from vitq_plugins.sites import is_block
+from vitq_plugins.transforms.stream import run_hooked
 
 __all__ = ["apply_repq_reparam", "post_ln_pairs"]
 
@@ -94,14 +95,7 @@ def apply_repq_reparam(
         hooks.append(ln.register_forward_hook(hook))
     was_training = model.training
     model.eval()
-    n = 0
-    try:
-        for batch in calib_batches:
-            model(batch[0] if isinstance(batch, tuple | list) else batch)
-            n += 1
-    finally:
-        for h in hooks:
-            h.remove()
+    n = run_hooked(model, calib_batches, hooks)
     if n == 0:
         raise VitqError("repq_reparam needs at least one calibration batch; calib_batches was empty")
     ratios: dict[str, float] = {}
