@@ -162,7 +162,7 @@ class Log2ActQuantProxy(ActQuantProxyFromInjector):  # type: ignore[misc]
     """Dedicated proxy type of :class:`Uint4ActLog2` (export forms match proxies by exact type)."""
 
 
-class Uint4ActLog2(Uint4ActCodes):  # type: ignore[misc]
+class Uint4ActLog2(Uint4ActCodes):
     """FQ-ViT log2 quantizer of the attention map (4-bit codes, 0 for underflow).
 
     Example:

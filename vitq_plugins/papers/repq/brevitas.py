@@ -72,7 +72,7 @@ class LogSqrt2ActQuantProxy(ActQuantProxyFromInjector):  # type: ignore[misc]
     """Dedicated proxy type of :class:`Uint4ActLogSqrt2` (export forms match proxies by exact type)."""
 
 
-class Uint4ActLogSqrt2(Uint4ActCodes):  # type: ignore[misc]
+class Uint4ActLogSqrt2(Uint4ActCodes):
     """RepQ-ViT log√2 quantizer of the attention map (4-bit codes by default, 0 for underflow).
 
     Example:
