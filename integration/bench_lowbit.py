@@ -14,6 +14,11 @@ RepQ-ViT recipe ``repq`` (``docs/measurements/lowbit_repq.csv``, #17; 4/4/4 firs
         --backends brevitas,fx --roundings nearest --out docs/measurements/lowbit_repq.csv
     OMP_NUM_THREADS=1 python integration/bench_lowbit.py --recipes repq --configs 6/6/6,8/8/4,8/8/8 \
         --backends brevitas,fx --roundings nearest --out docs/measurements/lowbit_repq.csv
+
+``mptq`` with the screened OPT-m search (``docs/measurements/lowbit_mptq_optm_screened.csv``; its FX rows predate
+the FX grid fixes of #17, see ``wing_agreement.csv`` for the current FX figures):
+    OMP_NUM_THREADS=1 python integration/bench_lowbit.py --recipes mptq --configs 8/8/8,6/6/6,4/4/4 \
+        --roundings nearest --out docs/measurements/lowbit_mptq_optm_screened.csv
 """
 
 from __future__ import annotations
