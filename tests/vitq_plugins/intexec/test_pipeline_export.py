@@ -30,7 +30,14 @@ def test_int_onnx_export_from_pipeline(tmp_path: Path, recipe: str) -> None:
     assert logits.dtype == np.int32 and logits.shape[0] == 2
 
 
-@pytest.mark.parametrize(("recipe", "op"), [("minmax", "LayerNorm stays float"), ("mptq", "stays float")])
+@pytest.mark.parametrize(
+    ("recipe", "op"),
+    [
+        ("minmax", "LayerNorm stays float"),
+        ("mptq", "LayerNorm is not quantized"),
+        ("mptq_fq", "stays float"),
+    ],
+)
 def test_recipe_without_integer_form_fails_before_work(tmp_path: Path, recipe: str, op: str) -> None:
     out = tmp_path / "run"
     with pytest.raises(VitqError, match=op) as info:
