@@ -16,6 +16,13 @@ Writes ``<out-dir>/RESULTS.md`` (the tables the README quotes) and ``<out-dir>/m
 * **Speed**: medians of side-by-side runs (engines interleaved each repetition, ``--speed-threads`` threads,
   default ``--threads``; batch 8 and 1): torch fp32, ORT fp32, ORT int8 of our QCDQ export, ORT ``quantize_static`` int8 and
   torch.ao x86 int8 after ``convert_fx``; ratios to ORT fp32 from the same run.
+* **Compiled speed** (``--compile``): ``torch.compile`` (Inductor, x86, freezing) of the PT2E wing's int8
+  models (``minmax`` W8A8, ``fqvit`` W8A8/attn4) against ``torch.compile`` of fp32, on timm
+  ``deit_small_patch16_224`` (random weights, speed only) and the reference model, batch 8 and 1; compile time
+  apart from run time, top-1 of the compiled reference models beside their speed.
+* **Scale** (``--scale``): every recipe x wing at W8A8 on timm ``deit_small_patch16_224`` (197 tokens, 384
+  wide; random weights, 64 calibration and 64 test images): logit cosine with float and quantize time, each
+  beside ``minmax``'s on the same wing.
 * **Cost**: each configuration's calibration time as a ratio to the FP forward over the same calibration
   images; the mixed-precision search time (sensitivity + greedy sweep).
 
@@ -23,7 +30,7 @@ Exits 1 when a sanity check fails: a quantized top-1 above FP beyond noise, our 
 fp32 at batch 1 in ONNX Runtime, or a missing table row.
 
 Usage:
-    OMP_NUM_THREADS=2 .venv/bin/python integration/benchmark.py              # full: writes docs/
+    OMP_NUM_THREADS=2 .venv/bin/python integration/benchmark.py --compile --scale  # full: writes docs/
     .venv/bin/python integration/benchmark.py --quick --out-dir /tmp/bench   # CI-sized (a few hundred images)
 """
 
@@ -115,6 +122,18 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="intra-op threads of the speed table (default --threads)",
     )
+    ap.add_argument(
+        "--compile",
+        action="store_true",
+        help="also time torch.compile of the PT2E int8 models against compiled fp32 (DeiT-S and the reference "
+        "model, batch 8 and 1; compile time apart)",
+    )
+    ap.add_argument(
+        "--scale",
+        action="store_true",
+        help="also quantize DeiT-S (random weights, 64 images) with every recipe x wing at W8A8: logit cosine "
+        "with float and quantize time against minmax",
+    )
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--batch-size", type=int, default=100)
     ap.add_argument(
@@ -163,6 +182,10 @@ def main(argv: list[str] | None = None) -> int:
             bench.configs()
             bench.mixed()
             bench.onnx()
+            if args.scale:
+                bench.scale()
+            if args.compile:
+                bench.compiled()
         finally:
             import shutil
 

@@ -23,6 +23,15 @@ SPEED_CFG = ("minmax", 8, 8, 8)
 SPEED_BATCHES: tuple[int, ...] = (8, 1)
 #: the papers' recipes also exported to QCDQ and evaluated in ONNX Runtime (full runs only)
 QCDQ_EXTRA_CFGS: tuple[tuple[str, int, int, int], ...] = (("fqvit", 8, 8, 4), ("ivit", 8, 8, 8))
+#: ``--compile``: the models and PT2E recipes of the compiled-speed table (``torch.compile`` of the converted int8
+#: model against ``torch.compile`` of fp32; DeiT-S with random weights is speed only, issue #18)
+COMPILE_MODELS: tuple[str, ...] = ("deit_small_patch16_224", MODEL)
+COMPILE_RECIPES: tuple[str, ...] = ("minmax", "fqvit")
+COMPILE_BATCHES: tuple[int, ...] = (8, 1)
+#: ``--scale``: every recipe x wing at W8A8 on a ViT-S shape (197 tokens, 384 wide; random weights), issue #17
+SCALE_MODEL = "deit_small_patch16_224"
+SCALE_SETTING: tuple[int, int, int] = (8, 8, 8)
+SCALE_IMAGES = 64
 ENGINES: tuple[str, ...] = (
     "torch fp32",
     "ORT fp32",
@@ -58,6 +67,10 @@ CSV_COLUMNS: tuple[str, ...] = (
     "x_ort_fp32",
     "n_eval",
     "n_calib",
+    "model",
+    "x_fp32_compiled",
+    "compile_s",
+    "cosine",
 )
 
 

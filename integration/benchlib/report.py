@@ -236,6 +236,8 @@ def render_markdown(rows: Sequence[dict[str, Any]], prov: dict[str, Any], proble
                 cells += ["-", "-"] if r is None else [_f(r["median_ms"], ".2f"), _f(r["x_ort_fp32"], ".2f")]
             body.append(cells)
         lines += _md_table(sh, body)
+    lines += scale_section([r for r in rows if r["section"] == "scale"])
+    lines += compiled_section([r for r in rows if r["section"] == "compiled"])
     cost = [
         r
         for r in rows
@@ -267,6 +269,82 @@ def render_markdown(rows: Sequence[dict[str, Any]], prov: dict[str, Any], proble
             ],
         )
     return "\n".join(lines) + "\n"
+
+
+def scale_section(rows: Sequence[dict[str, Any]]) -> list[str]:
+    """``--scale``: each recipe's logit cosine and quantize time beside ``minmax``'s on the same wing."""
+    if not rows:
+        return []
+    base = {r["backend"]: r for r in rows if r["recipe"] == "minmax" and r["status"] == "ok"}
+    first = rows[0]
+    lines = ["", f"## Scale: {first['model']} (random weights)", ""]
+    lines += [
+        f"W{_f(first['w_bits'], 'g')}A{_f(first['a_bits'], 'g')} attn{_f(first['attn_bits'], 'g')}, "
+        f"{first['n_calib']} calibration and {first['n_eval']} test images (CIFAR-10 resized to 224). Cosine of the "
+        "flattened logits with float; x minmax = quantize time / `minmax`'s on the same wing (acceptance: cosine "
+        ">= minmax's, time <= 3x).",
+        "",
+    ]
+    body = []
+    for r in rows:
+        if r["status"] != "ok":
+            body.append([r["recipe"], r["backend"], "-", "-", "-", "-", "-", str(r["reason"])])
+            continue
+        b = base.get(r["backend"])
+        d_cos = None if b is None else float(r["cosine"]) - float(b["cosine"])
+        x_mm = None if b is None or not b["calib_s"] else float(r["calib_s"]) / float(b["calib_s"])
+        body.append(
+            [
+                r["recipe"],
+                r["backend"],
+                _f(r["cosine"]),
+                _f(d_cos, "+.4f"),
+                _pct(r["agreement"]),
+                _f(r["calib_s"], ".1f"),
+                _f(x_mm, ".2f"),
+                "",
+            ]
+        )
+    lines += _md_table(
+        ["Recipe", "Backend", "Cosine", "vs minmax", "Agree %", "Quantize s", "x minmax", "Note"], body
+    )
+    return lines
+
+
+def compiled_section(rows: Sequence[dict[str, Any]]) -> list[str]:
+    """``--compile``: PT2E int8 vs fp32, both ``torch.compile``d, per model and batch, compile time apart."""
+    if not rows:
+        return []
+    lines = ["", "## Compiled speed (PT2E int8 vs fp32, both torch.compile)", ""]
+    lines += [
+        "Median latency per batch; x = compiled fp32 time / compiled engine time in the same run (> 1 is faster); "
+        "compile s = the first call. Inductor (x86, `freezing`) lowers the converted PT2E graph to oneDNN int8 "
+        "kernels. Top-1 of the compiled model on the evaluation images where the weights are converged.",
+        "",
+    ]
+    body = []
+    for r in rows:
+        if r["status"] != "ok":
+            body.append([str(r["model"]), r["name"], "-", "-", "-", "-", "-", "-", str(r["reason"])])
+            continue
+        body.append(
+            [
+                str(r["model"]),
+                r["name"],
+                f"{_f(r['w_bits'], 'g')}/{_f(r['a_bits'], 'g')}/{_f(r['attn_bits'], 'g')}",
+                _f(r["batch"], "g"),
+                _f(r["median_ms"], ".2f"),
+                _f(r["x_fp32_compiled"], ".2f"),
+                _f(r["compile_s"], ".1f"),
+                _pct(r["top1"]),
+                str(r["reason"] or ""),
+            ]
+        )
+    lines += _md_table(
+        ["Model", "Engine", "W/A/Attn", "Batch", "ms", "x compiled fp32", "Compile s", "Top-1 %", "Note"],
+        body,
+    )
+    return lines
 
 
 #: written by ``integration/bench_ray.py`` into ``<out-dir>/measurements``

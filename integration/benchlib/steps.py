@@ -17,9 +17,15 @@ from typing import Any
 
 import torch
 
+from integration.benchlib.plan import COMPILE_BATCHES
+from integration.benchlib.plan import COMPILE_MODELS
+from integration.benchlib.plan import COMPILE_RECIPES
 from integration.benchlib.plan import ORT_FP32
 from integration.benchlib.plan import QCDQ_ENGINE
 from integration.benchlib.plan import QCDQ_EXTRA_CFGS
+from integration.benchlib.plan import SCALE_IMAGES
+from integration.benchlib.plan import SCALE_MODEL
+from integration.benchlib.plan import SCALE_SETTING
 from integration.benchlib.plan import SPEED_BATCHES
 from integration.benchlib.plan import SPEED_CFG
 from integration.benchlib.plan import Plan
@@ -499,6 +505,104 @@ class Bench:
             )
         )
         self.log(f"  vitq {recipe} QCDQ in ORT: top-1 {res.top1:.4f} agree {res.agreement:.4f}")
+
+    # --- PT2E: torch.compile of the converted int8 models against torch.compile of fp32 (--compile)
+    def compiled(self) -> None:
+        """The compiled-speed table: every model of :data:`COMPILE_MODELS` x batch, engines side by side."""
+        from integration.benchlib.compiled import bench_model
+
+        t_all = time.perf_counter()
+        threads = torch.get_num_threads()
+        if self.args.speed_threads:
+            torch.set_num_threads(self.args.speed_threads)
+        opts = argparse.Namespace(
+            recipes=",".join(COMPILE_RECIPES),
+            batches=",".join(map(str, COMPILE_BATCHES)),
+            calib=64,
+            eval=self.plan.n_eval or 2000,
+            reps=self.plan.reps,
+            warmup=self.plan.warmup,
+        )
+
+        def emit(r: dict[str, Any]) -> None:
+            engine = str(r["engine"])
+            note = str(r.get("note") or "")
+            row = result_row(
+                "compiled",
+                engine,
+                recipe=r["recipe"] or "fp32",
+                backend="pt2e" if r["recipe"] else "torch",
+                w_bits=r["w_bits"],
+                a_bits=r["a_bits"],
+                attn_bits=r["attn_bits"],
+                batch=r.get("batch"),
+                median_ms=r.get("median_ms"),
+                x_fp32_compiled=r.get("speedup_vs_fp32_compiled"),
+                compile_s=r.get("compile_s"),
+                calib_s=r.get("quantize_s"),
+                top1=r.get("top1"),
+                n_eval=r.get("n_eval"),
+                n_calib=r.get("n_calib"),
+                model=r["model"],
+                reason=note
+                or f"{r['weights']} weights; load {r.get('load_before')} -> {r.get('load_after')}",
+            )
+            if note:
+                row["status"] = "unsupported"
+            self.rows.append(row)
+            self.log(
+                f"  compiled {r['model']} {engine} b{r.get('batch')}: x {r.get('speedup_vs_fp32_compiled')}"
+            )
+
+        try:
+            for model in COMPILE_MODELS:
+                bench_model(model, opts, emit)
+        finally:
+            torch.set_num_threads(threads)
+        self.timings["compiled"] = time.perf_counter() - t_all
+
+    # --- every recipe x wing on a ViT-S shape: logit cosine and quantize time (--scale)
+    def scale(self) -> None:
+        """DeiT-S (random weights): each recipe's W8A8 logit cosine with float and its quantize time."""
+        from integration.benchlib.scale import scale_rows
+
+        t_all = time.perf_counter()
+
+        def emit(r: dict[str, Any]) -> None:
+            ok = r["status"] == "ok"
+            self.rows.append(
+                result_row(
+                    "scale",
+                    f"{r['recipe']} [{r['backend']}]",
+                    status="ok" if ok else "unsupported",
+                    reason="" if ok else r["status"],
+                    model=r["model"],
+                    recipe=r["recipe"],
+                    backend=r["backend"],
+                    w_bits=r["w_bits"],
+                    a_bits=r["a_bits"],
+                    attn_bits=r["attn_bits"],
+                    cosine=r.get("cosine"),
+                    agreement=r.get("agreement"),
+                    calib_s=r.get("quantize_s"),
+                    calib_x_fp=r.get("quantize_x_fp"),
+                    n_eval=r["n_eval"],
+                    n_calib=r["n_calib"],
+                )
+            )
+
+        scale_rows(
+            SCALE_MODEL,
+            self.plan.recipes,
+            self.plan.backends,
+            [SCALE_SETTING],
+            emit,
+            n_calib=SCALE_IMAGES,
+            n_eval=SCALE_IMAGES,
+            seed=self.args.seed,
+            log=self.log,
+        )
+        self.timings["scale"] = time.perf_counter() - t_all
 
     def provenance(self, wall: float) -> dict[str, Any]:
         from vitq_plugins.pipeline import versions

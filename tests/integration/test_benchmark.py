@@ -175,3 +175,40 @@ def test_scale_out_section_reads_the_ray_measurements(bench: ModuleType, tmp_pat
     text = bench.scale_out_section(tmp_path)
     assert text.startswith("\n## Scale-out (Ray)\n") and "# Ray sweep" not in text
     assert "Command: `python integration/bench_ray.py`" in text and "### Projected" in text
+
+
+def test_compiled_section_has_a_row_per_engine_and_the_refusals(bench: ModuleType) -> None:
+    from integration.benchlib.report import compiled_section
+    from integration.benchlib.runtime import result_row
+
+    ok = result_row(
+        "compiled", "pt2e_minmax_compiled", model="deit_small_patch16_224", w_bits=8, a_bits=8, attn_bits=8,
+        batch=8, median_ms=12.5, x_fp32_compiled=2.5, compile_s=40.0, reason="random weights",
+    )  # fmt: skip
+    refused = result_row(
+        "compiled", "pt2e_ivit", model="vit_tiny_cifar10", status="unsupported", reason="refused: x"
+    )
+    lines = compiled_section([ok, refused])
+    table = [ln for ln in lines if ln.startswith("| ")]
+    assert len(table) == 3  # header + 2 rows
+    assert "| deit_small_patch16_224 | pt2e_minmax_compiled | 8/8/8 | 8 | 12.50 | 2.50 | 40.0 |" in table[1]
+    assert "refused: x" in table[2]
+    assert compiled_section([]) == []
+
+
+def test_scale_section_compares_with_minmax_on_the_same_wing(bench: ModuleType) -> None:
+    from integration.benchlib.report import scale_section
+    from integration.benchlib.runtime import result_row
+
+    def row(recipe: str, cosine: float, calib_s: float) -> dict[str, Any]:
+        return result_row(
+            "scale", f"{recipe} [fx]", model="deit_small_patch16_224", recipe=recipe, backend="fx", w_bits=8,
+            a_bits=8, attn_bits=8, cosine=cosine, agreement=0.9, calib_s=calib_s, n_calib=64, n_eval=64,
+        )  # fmt: skip
+
+    table = [
+        ln
+        for ln in scale_section([row("minmax", 0.94, 10.0), row("ivit", 0.95, 25.0)])
+        if ln.startswith("| ")
+    ]
+    assert "| ivit | fx | 0.9500 | +0.0100 | 90.00 | 25.0 | 2.50 |" in table[2]
