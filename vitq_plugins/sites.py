@@ -118,10 +118,21 @@ def plan_sites(
         res = config.resolve(fqn, recipe.quantizers)
         if res.keep_float or site not in res.quantizers:
             continue
-        s = Site(fqn, site, res.quantizers[site], res.bits_for(site))
+        bits = res.bits_for(site)
+        floor = recipe.min_bits.get(site)
+        if floor is not None and not _explicit_bits(config, res.matched, site):
+            bits = max(bits, floor)
+        s = Site(fqn, site, res.quantizers[site], bits)
         plan[s.key] = s
     _check_override_sites(model, config, structural)
     return plan
+
+
+def _explicit_bits(config: QuantConfig, matched: str, site: str) -> bool:
+    """Whether the layer override that matched sets the bits of ``site`` (then a recipe's floor does not apply)."""
+    from vitq_plugins.config import bits_key_for_site
+
+    return bool(matched) and getattr(config.layers[matched], bits_key_for_site(site)) is not None
 
 
 def _check_override_sites(model: nn.Module, config: QuantConfig, structural: list[tuple[str, str]]) -> None:

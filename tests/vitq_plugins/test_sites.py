@@ -69,3 +69,33 @@ def test_override_on_a_site_the_module_lacks_is_refused(host: object) -> None:
     regex = QuantConfig("minmax", layers={r"re:blocks\.\d+\.norm\d": {"quantizers": {"ln_input": "pts"}}})
     plan = plan_sites(model, regex)
     assert plan["blocks.0.norm1:ln_input"].quantizer == "pts"
+
+
+@pytest.mark.parametrize("recipe", [r for r in PluginHost(autoload=False).recipes.list()])
+def test_recipe_min_bits_fit_every_wing(recipe: str) -> None:
+    """A recipe's floor on a site's bits is a width its quantizer takes in every wing it has."""
+    host = PluginHost(autoload=False)
+    spec = host.recipes.get(recipe)
+    for site, floor in spec.min_bits.items():
+        q = host.quantizers.get(spec.quantizers[site])
+        for wing in q.backends:
+            lo, hi = q.bit_range(wing)
+            assert lo <= floor <= hi, (recipe, site, wing)
+
+
+def test_min_bits_floor_applies_unless_the_layer_sets_bits(tiny: nn.Module) -> None:
+    from vitq_plugins.core.specs import RecipeSpec
+
+    host = PluginHost(autoload=False)
+    quantizers = {"weight": "minmax", "act": "minmax", "ln_input": "minmax"}
+    host.recipes.register("floored", RecipeSpec("floored", "test", quantizers, min_bits={"ln_input": 8}))
+    plan = plan_sites(tiny, QuantConfig("floored", 4, 4, 4, {"blocks.1.norm2": {"a_bits": 3}}), host)
+    assert plan["blocks.0.norm1:ln_input"].bits == 8  # inherited 4 bits, raised to the floor
+    assert plan["blocks.0.mlp.fc1:act"].bits == 4  # other sites keep the config's bits
+    assert plan["blocks.1.norm2:ln_input"].bits == 3  # an explicit a_bits wins
+    with pytest.raises(
+        ValueError, match=r"min_bits names site 'residual', which the recipe does not quantize"
+    ):
+        RecipeSpec("bad", "test", quantizers, min_bits={"residual": 8})
+    with pytest.raises(ValueError, match=r"must be an integer in 2..16, got 32"):
+        RecipeSpec("bad", "test", quantizers, min_bits={"ln_input": 32})

@@ -180,6 +180,9 @@ class RecipeSpec:
         transforms: model transforms applied before quantization, by name (e.g. ``"sqb"``).
         integer: whether the recipe has an integer-only form.
         paper: citation.
+        min_bits: site → the fewest bits that site takes when the config does not set its bits for the layer
+            explicitly (e.g. I-ViT keeps the LayerNorm input, the residual stream, wider than the other
+            activations). The plan (``plan_sites``) shows the bits actually used.
     """
 
     name: str
@@ -188,12 +191,24 @@ class RecipeSpec:
     transforms: tuple[str, ...] = ()
     integer: bool = False
     paper: str = ""
+    min_bits: Mapping[str, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "quantizers", _freeze(self.quantizers))
+        object.__setattr__(self, "min_bits", MappingProxyType(dict(self.min_bits)))
         bad = sorted(set(self.quantizers) - set(SITES))
         if bad:
             raise ValueError(f"recipe {self.name!r}: unknown sites {bad}; valid sites: {SITES}")
+        for site, bits in self.min_bits.items():
+            if site not in self.quantizers:
+                raise ValueError(
+                    f"recipe {self.name!r}: min_bits names site {site!r}, which the recipe does not quantize; "
+                    f"quantized sites: {sorted(self.quantizers)}"
+                )
+            if not isinstance(bits, int) or isinstance(bits, bool) or not 2 <= bits <= 16:
+                raise ValueError(
+                    f"recipe {self.name!r}: min_bits[{site!r}] must be an integer in 2..16, got {bits!r}"
+                )
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able summary for listings."""
@@ -201,6 +216,7 @@ class RecipeSpec:
             "name": self.name,
             "quantizers": dict(self.quantizers),
             "transforms": list(self.transforms),
+            "min_bits": dict(self.min_bits),
             "integer": self.integer,
             "description": self.description,
             "paper": self.paper,

@@ -102,6 +102,10 @@ def vitq_register_recipes(registry: Registry[RecipeSpec]) -> None:
     recipe uses ``shiftmax_log2`` and ``shiftgelu_fine`` (the same formulas at a higher internal precision).
     The faithful recipe is ``QuantConfig("ivit", layers={"re:.*": {"quantizers": {"softmax_output":
     "shiftmax", "gelu_output": "shiftgelu"}}})``.
+
+    I-LayerNorm's input, the residual stream, takes at least 8 bits (``min_bits``): I-ViT's code keeps it at 16
+    bits (``QuantAct(16)`` before each LayerNorm); 8 is the widest grid every wing holds (FX/PT2E containers are
+    8-bit). An explicit ``a_bits`` for a LayerNorm in ``layers`` still sets it lower.
     """
     quantizers = {site: "minmax" for site in SITES}
     quantizers.update(
@@ -115,5 +119,6 @@ def vitq_register_recipes(registry: Registry[RecipeSpec]) -> None:
             quantizers,
             integer=True,
             paper="I-ViT arXiv 2207.01405",
+            min_bits={"ln_input": 8},
         ),
     )
