@@ -93,13 +93,19 @@ def plan_sites(
     the bit ranges that wing supports; with ``validated=True`` (the caller already ran
     ``config.validate(host, backend=backend)``) only the layer keys are checked against the model.
 
+    The model is first put in vitq's canonical form (:func:`vitq_plugins.adapters.adapt_model`): the FQNs of
+    the sites are those of the adapted model, as every wing adapts it the same way.
+
     Raises:
         VitqError: the recipe quantizes a site kind that the model does not have (names what was
-            expected), or the config does not validate against the registries and module names.
+            expected), the config does not validate against the registries and module names, or the
+            model holds attention that no adapter brings into a form the wings quantize.
     """
+    from vitq_plugins.adapters import adapt_model
     from vitq_plugins.core.manager import get_host
 
     host = host or get_host()
+    model = adapt_model(model, host)  # a foreign family in the canonical form: the wings see the same FQNs
     if validated:
         config.check_layer_keys(n for n, _ in model.named_modules())
     else:

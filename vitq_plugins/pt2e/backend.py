@@ -21,6 +21,7 @@ import torch
 from torch import fx
 from torch import nn
 
+from vitq_plugins.adapters import adapt_model
 from vitq_plugins.config import QuantConfig
 from vitq_plugins.core.errors import ConfigError
 from vitq_plugins.core.errors import VitqError
@@ -122,6 +123,7 @@ def prepare(
     from torchao.quantization.pt2e.quantize_pt2e import prepare_pt2e
 
     host = host or get_host()
+    model = adapt_model(model, host)  # a foreign family in vitq's canonical form (a copy, or model itself)
     plan = dict(plan) if plan is not None else plan_sites(model, config, host, backend="pt2e")
     specs = _specs(plan, config, host)
     work = unfuse_attention(model)

@@ -1,0 +1,160 @@
+"""Small random-init models of the families the model adapters support (no weights are downloaded), as
+fixtures: ``family`` is parametrized over :data:`FAMILIES`."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+
+class FeedForward(nn.Module):
+    """lucidrains vit-pytorch ``FeedForward``: pre-norm inside, a Sequential."""
+
+    def __init__(self, dim: int, hidden: int, act: type[nn.Module] = nn.GELU) -> None:
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.LayerNorm(dim),
+            nn.Linear(dim, hidden),
+            act(),
+            nn.Dropout(0.0),
+            nn.Linear(hidden, dim),
+            nn.Dropout(0.0),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out: torch.Tensor = self.net(x)
+        return out
+
+
+class UserAttention(nn.Module):
+    """lucidrains vit-pytorch ``Attention``: pre-norm inside, bias-free fused ``to_qkv`` (or separate
+    ``to_q``/``to_k``/``to_v`` with ``separate=True``), an ``nn.Softmax`` module, ``to_out``."""
+
+    def __init__(self, dim: int, heads: int = 2, dim_head: int = 16, separate: bool = False) -> None:
+        super().__init__()
+        inner = dim_head * heads
+        self.heads = heads
+        self.scale = dim_head**-0.5
+        self.norm = nn.LayerNorm(dim)
+        self.attend = nn.Softmax(dim=-1)
+        self.dropout = nn.Dropout(0.0)
+        self.separate = separate
+        if separate:
+            self.to_q = nn.Linear(dim, inner, bias=False)
+            self.to_k = nn.Linear(dim, inner, bias=False)
+            self.to_v = nn.Linear(dim, inner, bias=True)
+        else:
+            self.to_qkv = nn.Linear(dim, inner * 3, bias=False)
+        self.to_out = nn.Sequential(nn.Linear(inner, dim), nn.Dropout(0.0))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.norm(x)
+        b, n, _ = x.shape
+        if self.separate:
+            qkv = (self.to_q(x), self.to_k(x), self.to_v(x))
+        else:
+            qkv = self.to_qkv(x).chunk(3, dim=-1)
+        q, k, v = (t.reshape(b, n, self.heads, -1).transpose(1, 2) for t in qkv)
+        dots = torch.matmul(q, k.transpose(-1, -2)) * self.scale
+        attn = self.dropout(self.attend(dots))
+        out = torch.matmul(attn, v).transpose(1, 2).reshape(b, n, -1)
+        y: torch.Tensor = self.to_out(out)
+        return y
+
+
+class Transformer(nn.Module):
+    """lucidrains vit-pytorch ``Transformer``: ``layers = [[attn, ff], ...]`` and a final norm."""
+
+    def __init__(self, dim: int, depth: int, heads: int, dim_head: int, mlp_dim: int, **kw: object) -> None:
+        super().__init__()
+        self.norm = nn.LayerNorm(dim)
+        sep = bool(kw.get("separate", False))
+        act = kw.get("act", nn.GELU)
+        self.layers = nn.ModuleList(
+            nn.ModuleList([UserAttention(dim, heads, dim_head, sep), FeedForward(dim, mlp_dim, act)])  # type: ignore[arg-type]
+            for _ in range(depth)
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for attn, ff in self.layers:  # type: ignore[misc]
+            x = attn(x) + x
+            x = ff(x) + x
+        out: torch.Tensor = self.norm(x)
+        return out
+
+
+class UserViT(nn.Module):
+    """A small lucidrains-style ViT: conv patches, class token, learned positions, Transformer, mean-free cls head."""
+
+    def __init__(
+        self,
+        image_size: int = 32,
+        patch: int = 4,
+        dim: int = 64,
+        depth: int = 2,
+        heads: int = 2,
+        mlp_dim: int = 128,
+        num_classes: int = 10,
+        **kw: object,
+    ) -> None:
+        super().__init__()
+        self.to_patch_embedding = nn.Conv2d(3, dim, patch, patch)
+        n = (image_size // patch) ** 2
+        self.pos_embedding = nn.Parameter(torch.randn(1, n + 1, dim) * 0.02)
+        self.cls_token = nn.Parameter(torch.randn(1, 1, dim) * 0.02)
+        self.transformer = Transformer(dim, depth, heads, dim // heads, mlp_dim, **kw)
+        self.mlp_head = nn.Linear(dim, num_classes)
+
+    def forward(self, img: torch.Tensor) -> torch.Tensor:
+        x = self.to_patch_embedding(img).flatten(2).transpose(1, 2)
+        cls = self.cls_token.expand(x.shape[0], -1, -1)
+        x = torch.cat((cls, x), dim=1) + self.pos_embedding
+        x = self.transformer(x)
+        out: torch.Tensor = self.mlp_head(x[:, 0])
+        return out
+
+
+def torchvision_vit() -> nn.Module:
+    """torchvision ``VisionTransformer`` (``nn.MultiheadAttention``), 32 px, 2 layers, random init."""
+    from torchvision.models import VisionTransformer
+
+    model = VisionTransformer(
+        image_size=32, patch_size=4, num_layers=2, num_heads=2, hidden_dim=64, mlp_dim=128, num_classes=10
+    )
+    # torchvision initialises the head and the class token to zero: a zero head gives zero logits, and a zero
+    # class token, 50x smaller than the patch tokens, is flushed by any per-tensor 8-bit grid of the stream
+    nn.init.normal_(model.heads.head.weight, std=0.05)
+    nn.init.normal_(model.class_token, std=1.0)
+    return model
+
+
+def user_vit(**kw: object) -> nn.Module:
+    """The lucidrains-style user ViT (bias-free fused ``to_qkv``; ``separate=True``: to_q/to_k/to_v)."""
+    return UserViT(**kw)  # type: ignore[arg-type]
+
+
+#: family name -> factory of a small random-init model (eval mode)
+FAMILIES = {
+    "torchvision_vit": torchvision_vit,
+    "user_vit_fused_qkv": user_vit,
+    "user_vit_separate_qkv": lambda: user_vit(separate=True),
+}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _threads() -> None:
+    torch.set_num_threads(1)
+
+
+@pytest.fixture(params=sorted(FAMILIES))
+def family(request: pytest.FixtureRequest) -> tuple[str, nn.Module]:
+    """``(name, model)``: each family's small random-init model, in eval mode, seeded."""
+    torch.manual_seed(0)
+    return request.param, FAMILIES[request.param]().eval()
+
+
+@pytest.fixture(scope="session")
+def calib() -> list[torch.Tensor]:
+    g = torch.Generator().manual_seed(0)
+    return [torch.randn(16, 3, 32, 32, generator=g) for _ in range(2)]

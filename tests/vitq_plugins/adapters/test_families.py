@@ -1,0 +1,58 @@
+"""Every model family, every registered recipe, every registered wing: the same site keys as the plan (the
+FQNs of the adapted model) and a fake-quant output close to float at 8 bits; a wing that lacks a quantizer of
+the recipe refuses the config when it is planned, as for timm models (test_backends_agree.py)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from vitq_plugins.config import QuantConfig
+from vitq_plugins.core.errors import ConfigError
+from vitq_plugins.core.manager import PluginHost
+from vitq_plugins.core.manager import get_host
+from vitq_plugins.sites import plan_sites
+
+RECIPES = sorted(get_host().recipes)
+WINGS = sorted(get_host().backends)
+
+#: logit cosine with float at W8A8 (attention map at the wing's largest bit-width, 6 bits for LIS on fx)
+MIN_COSINE = 0.99
+
+
+def _config(host: PluginHost, recipe: str, wing: str) -> QuantConfig:
+    softmax = host.recipes.get(recipe).quantizers.get("softmax_output")
+    attn_bits = min(8, host.quantizers.get(softmax).bit_range(wing)[1]) if softmax else 8
+    return QuantConfig(recipe, w_bits=8, a_bits=8, attn_bits=attn_bits)
+
+
+def _supports(host: PluginHost, wing: str, recipe: str) -> bool:
+    return all(wing in host.quantizers.get(q).backends for q in host.recipes.get(recipe).quantizers.values())
+
+
+@pytest.mark.parametrize("wing", WINGS)
+@pytest.mark.parametrize("recipe", RECIPES)
+def test_family_quantizes_in_every_wing(
+    family: tuple[str, nn.Module], recipe: str, wing: str, calib: list[torch.Tensor]
+) -> None:
+    name, model = family
+    host = get_host()
+    if wing == "pt2e":
+        pytest.importorskip("torchao")
+    cfg = _config(host, recipe, wing)
+    if not _supports(host, wing, recipe):
+        with pytest.raises(ConfigError, match=rf"has no '{wing}' implementation"):
+            plan_sites(model, cfg, host, backend=wing)
+        return
+    planned = plan_sites(model, cfg, host, backend=wing)
+    assert any(s.site == "softmax_output" for s in planned.values())  # the attention is found
+    impl = host.backends.get(wing).load()
+    torch.manual_seed(0)
+    qm = impl.quantize(model, cfg, calib, progress=False)
+    assert set(impl.sites(qm, cfg)) == set(planned), (name, wing)
+    x = torch.randn(8, 3, 32, 32, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        ref, out = model(x), qm(x)
+    cos = float(torch.nn.functional.cosine_similarity(ref.flatten(), out.flatten(), dim=0))
+    assert cos > MIN_COSINE, (name, recipe, wing, cos)

@@ -1,0 +1,36 @@
+"""The built-in model adapters: torchvision ``VisionTransformer`` and the plain user ViT (registered like a paper)."""
+
+from __future__ import annotations
+
+from vitq_plugins.core.hookspecs import hookimpl
+from vitq_plugins.core.registry import Registry
+from vitq_plugins.core.specs import ModelAdapterSpec
+
+
+@hookimpl
+def vitq_register_model_adapters(registry: Registry[ModelAdapterSpec]) -> None:
+    """``torchvision_vit``, ``plain_transformer`` and ``plain_attention``."""
+    registry.register(
+        "torchvision_vit",
+        ModelAdapterSpec(
+            "torchvision_vit",
+            "vitq_plugins.adapters.torchvision_vit:rewrite_encoder_block",
+            "torchvision EncoderBlock (nn.MultiheadAttention, MLPBlock) -> timm Block",
+        ),
+    )
+    registry.register(
+        "plain_transformer",
+        ModelAdapterSpec(
+            "plain_transformer",
+            "vitq_plugins.adapters.plain:rewrite_transformer",
+            "user transformer with layers=[[attn(to_qkv, nn.Softmax), feed-forward]] -> timm Blocks",
+        ),
+    )
+    registry.register(
+        "plain_attention",
+        ModelAdapterSpec(
+            "plain_attention",
+            "vitq_plugins.adapters.plain:rewrite_attention",
+            "user attention (to_qkv or to_q/to_k/to_v, heads, nn.Softmax, to_out) -> timm Attention",
+        ),
+    )
