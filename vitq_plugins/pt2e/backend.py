@@ -22,6 +22,7 @@ from torch import fx
 from torch import nn
 
 from vitq_plugins.adapters import adapt_model
+from vitq_plugins.adapters.inputs import input_size
 from vitq_plugins.config import QuantConfig
 from vitq_plugins.core.errors import ConfigError
 from vitq_plugins.core.errors import VitqError
@@ -44,24 +45,13 @@ _EXPORTS: tuple[str, ...] = ("qcdq",)
 
 
 def model_input(model: nn.Module, batch: int = 2) -> torch.Tensor:
-    """A zero input of the model's native size (``pretrained_cfg['input_size']`` or ``patch_embed``).
+    """A zero input of the model's declared size (:func:`vitq_plugins.adapters.inputs.input_size`);
+    :meth:`Pt2eBackend.quantize` takes the size from its first calibration batch instead.
 
     Raises:
         VitqError: the input size cannot be found on the model.
     """
-    cfg = getattr(model, "pretrained_cfg", None) or {}
-    size = cfg.get("input_size") if isinstance(cfg, dict) else None
-    if size is None:
-        pe = getattr(model, "patch_embed", None)
-        img = getattr(pe, "img_size", None) or getattr(model, "img_size", None)
-        chans = getattr(getattr(pe, "proj", None), "in_channels", None) or getattr(model, "in_chans", 3)
-        if img is None:
-            raise VitqError(
-                f"cannot infer the input size of {type(model).__name__}: set model.img_size (and in_chans) "
-                "or pretrained_cfg['input_size']"
-            )
-        size = (int(chans or 3), *((img, img) if isinstance(img, int) else tuple(img)))
-    return torch.zeros(batch, *[int(s) for s in size])
+    return torch.zeros(batch, *input_size(model))
 
 
 class Pt2ePrepared:

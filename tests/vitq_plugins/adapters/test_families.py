@@ -56,3 +56,14 @@ def test_family_quantizes_in_every_wing(
         ref, out = model(x), qm(x)
     cos = float(torch.nn.functional.cosine_similarity(ref.flatten(), out.flatten(), dim=0))
     assert cos > MIN_COSINE, (name, recipe, wing, cos)
+
+
+@pytest.mark.parametrize("wing", WINGS)
+def test_float_model_sites_need_no_declared_size(family: tuple[str, nn.Module], wing: str) -> None:
+    """``sites`` of the float model (no batch at hand) finds the input size and reports the planned keys."""
+    if wing == "pt2e":
+        pytest.importorskip("torchao")
+    host = get_host()
+    cfg = _config(host, "minmax", wing)
+    impl = host.backends.get(wing).load()
+    assert set(impl.sites(family[1], cfg)) == set(plan_sites(family[1], cfg, host, backend=wing))
