@@ -15,6 +15,7 @@ from vitq_plugins.core.hookspecs import hookimpl
 from vitq_plugins.core.manager import PluginHost
 from vitq_plugins.core.registry import Registry
 from vitq_plugins.core.specs import ModelAdapterSpec
+from vitq_plugins.core.specs import ModelSpec
 from vitq_plugins.models.reference import vit_test_tiny
 from vitq_plugins.sites import is_attention
 from vitq_plugins.sites import is_block
@@ -144,3 +145,46 @@ def test_a_third_party_adapter_is_applied() -> None:
     assert isinstance(adapted[0], nn.Linear)
     x = torch.randn(3, 4)
     assert torch.allclose(adapted(x), model(x))
+
+
+def _swin_like(pretrained: bool = False) -> nn.Module:
+    """A model whose attention no wing can quantize (relative position bias, as Swin's)."""
+    m = nn.Sequential(nn.Conv2d(3, 8, 8, 8), nn.Flatten(2))
+    m.add_module("attn", _WindowAttention())
+    return m
+
+
+def _tv_seq_first(pretrained: bool = False) -> nn.Module:
+    return nn.ModuleDict({"body": _SeqFirst()})
+
+
+class _Models:
+    @hookimpl
+    def vitq_register_models(self, registry: Registry[ModelSpec]) -> None:
+        for name, ref in (("swin_like", "_swin_like"), ("mha_seq_first", "_tv_seq_first")):
+            registry.register(
+                name,
+                ModelSpec(name, f"{__name__}:{ref}", "unsupported", 10, default_dataset="cifar10_bundled"),
+            )
+
+
+@pytest.mark.parametrize(
+    ("model", "what"),
+    [("swin_like", "has relative_position_bias_table"), ("mha_seq_first", "no registered model adapter")],
+)
+def test_cli_refuses_an_unsupported_family_in_one_line(
+    model: str, what: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from vitq_plugins.cli import main
+    from vitq_plugins.core.manager import reset_host
+
+    reset_host(PluginHost(autoload=False, extra_plugins=(_Models(),)))
+    try:
+        code = main(
+            ["quantize", "--model", model, "--recipe", "minmax", "--calib", "8", "--eval", "8", "--json"]
+        )
+    finally:
+        reset_host(None)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2
+    assert len(err) == 1 and what in err[0] and "Traceback" not in err[0], err
