@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
+import warnings
 
 from vitq_plugins.core.errors import VitqError
 
@@ -114,6 +115,13 @@ def plan_sites(
     structural = find_sites(model)
     present = {s for _, s in structural}
     for site, qname in recipe.quantizers.items():
+        if site == "gelu_output" and site not in present and _other_activation(model):
+            warnings.warn(
+                f"recipe {recipe.name!r}: site 'gelu_output' ({qname!r}) does not apply to {type(model).__name__}, "
+                f"whose MLPs use {_other_activation(model)}; their fc2 inputs keep the 'act' quantizer",
+                stacklevel=2,
+            )
+            continue
         if site not in present and qname != "minmax":
             raise VitqError(
                 f"recipe {recipe.name!r} puts quantizer {qname!r} on {site!r}, but no module of "
@@ -128,6 +136,18 @@ def plan_sites(
         plan[s.key] = s
     _check_override_sites(model, config, structural)
     return plan
+
+
+def _other_activation(model: nn.Module) -> str:
+    """The activation class(es) of the MLPs of ``model``'s blocks when none is an ``nn.GELU`` ("" otherwise): a
+    recipe's GELU site does not apply to such a transformer, the rest of the recipe does."""
+    from torch import nn
+
+    acts = {type(m.mlp.act).__name__ for m in model.modules() if is_block(m) and hasattr(m.mlp, "act")}
+    blocks = any(is_block(m) for m in model.modules())
+    if not blocks or not acts or any(isinstance(m, nn.GELU) for m in model.modules()):
+        return ""
+    return ", ".join(sorted(acts))
 
 
 def _check_override_sites(model: nn.Module, config: QuantConfig, structural: list[tuple[str, str]]) -> None:

@@ -139,6 +139,7 @@ FAMILIES = {
     "torchvision_vit": torchvision_vit,
     "user_vit_fused_qkv": user_vit,
     "user_vit_separate_qkv": lambda: user_vit(separate=True),
+    "user_vit_relu": lambda: user_vit(act=nn.ReLU),  # a recipe's GELU site does not apply, the rest does
 }
 
 

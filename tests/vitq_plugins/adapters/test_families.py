@@ -67,3 +67,22 @@ def test_float_model_sites_need_no_declared_size(family: tuple[str, nn.Module], 
     cfg = _config(host, "minmax", wing)
     impl = host.backends.get(wing).load()
     assert set(impl.sites(family[1], cfg)) == set(plan_sites(family[1], cfg, host, backend=wing))
+
+
+def test_a_site_that_does_not_apply_is_skipped_with_its_reason() -> None:
+    """A ReLU ViT gets ``ivit``'s other sites; its GELU site is reported as not applying, not refused."""
+    from vitq_plugins.models.reference import vit_test_tiny
+
+    model = vit_test_tiny()
+    for blk in model.blocks:  # type: ignore[union-attr]
+        blk.mlp.act = nn.ReLU()
+    with pytest.warns(UserWarning, match=r"'gelu_output' \('shiftgelu_fine'\) does not apply .* use ReLU"):
+        plan = plan_sites(model, QuantConfig("ivit"))
+    assert {s.site for s in plan.values()} == {
+        "weight",
+        "act",
+        "ln_input",
+        "softmax_output",
+        "attn_matmul",
+        "residual",
+    }
