@@ -102,7 +102,7 @@ def plan_sites(
             expected), the config does not validate against the registries and module names, or the
             model holds attention that no adapter brings into a form the wings quantize.
     """
-    from vitq_plugins.adapters import adapt_model
+    from vitq_plugins.adapters.apply import adapt_model
     from vitq_plugins.core.manager import get_host
 
     host = host or get_host()

@@ -11,7 +11,15 @@ it first, so site keys are the FQNs of the adapted model in every wing.
 
 from __future__ import annotations
 
-from vitq_plugins.adapters.apply import adapt_model
-from vitq_plugins.adapters.apply import check_supported
+from typing import Any
 
 __all__ = ["adapt_model", "check_supported"]
+
+
+def __getattr__(name: str) -> Any:
+    """Lazy: registering the built-in adapters (``plugin``) imports no torch."""
+    if name in __all__:
+        from vitq_plugins.adapters import apply
+
+        return getattr(apply, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

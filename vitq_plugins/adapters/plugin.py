@@ -1,4 +1,5 @@
-"""The built-in model adapters: torchvision ``VisionTransformer`` and the plain user ViT (registered like a paper)."""
+"""The built-in model adapters: torchvision ``VisionTransformer``, the plain user ViT and attention found from its
+traced graph (registered like a paper)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from vitq_plugins.core.specs import ModelAdapterSpec
 
 @hookimpl
 def vitq_register_model_adapters(registry: Registry[ModelAdapterSpec]) -> None:
-    """``torchvision_vit``, ``plain_transformer`` and ``plain_attention``."""
+    """``torchvision_vit``, ``plain_transformer``, ``plain_attention`` and ``traced_attention``."""
     registry.register(
         "torchvision_vit",
         ModelAdapterSpec(
@@ -32,5 +33,13 @@ def vitq_register_model_adapters(registry: Registry[ModelAdapterSpec]) -> None:
             "plain_attention",
             "vitq_plugins.adapters.plain:rewrite_attention",
             "user attention (to_qkv or to_q/to_k/to_v, heads, nn.Softmax, to_out) -> timm Attention",
+        ),
+    )
+    registry.register(
+        "traced_attention",
+        ModelAdapterSpec(
+            "traced_attention",
+            "vitq_plugins.adapters.graph:rewrite_traced_attention",
+            "any attention whose fx graph is q/k/v Linears -> matmul -> softmax -> matmul -> Linear -> timm Attention",
         ),
     )

@@ -18,7 +18,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from vitq_plugins.adapters import adapt_model
+from vitq_plugins.adapters.apply import adapt_model
 from vitq_plugins.brevitas.calibrate import calibrate
 from vitq_plugins.brevitas.layers import build_quant_model
 from vitq_plugins.brevitas.layers import carried_sites

@@ -20,7 +20,7 @@ from torch.ao.quantization.fx.custom_config import PrepareCustomConfig
 from torch.ao.quantization.quantize_fx import convert_fx
 from torch.ao.quantization.quantize_fx import prepare_fx
 
-from vitq_plugins.adapters import adapt_model
+from vitq_plugins.adapters.apply import adapt_model
 from vitq_plugins.config import QuantConfig
 from vitq_plugins.core.errors import VitqError
 from vitq_plugins.core.manager import PluginHost

@@ -21,7 +21,7 @@ import torch
 from torch import fx
 from torch import nn
 
-from vitq_plugins.adapters import adapt_model
+from vitq_plugins.adapters.apply import adapt_model
 from vitq_plugins.adapters.inputs import input_size
 from vitq_plugins.config import QuantConfig
 from vitq_plugins.core.errors import ConfigError

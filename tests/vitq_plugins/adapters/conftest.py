@@ -115,6 +115,86 @@ class UserViT(nn.Module):
         return out
 
 
+class OddAttention(nn.Module):
+    """Attention with names no adapter knows (``wq``/``wk``/``wv``/``wo``, ``F.softmax``, ``n``): found from its graph."""
+
+    def __init__(self, dim: int, n: int) -> None:
+        super().__init__()
+        self.n = n
+        self.factor = (dim // n) ** -0.5
+        self.wq, self.wk, self.wv, self.wo = (nn.Linear(dim, dim) for _ in range(4))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, t, c = x.shape
+        q = self.wq(x).view(b, t, self.n, -1).transpose(1, 2)
+        k = self.wk(x).view(b, t, self.n, -1).transpose(1, 2)
+        v = self.wv(x).view(b, t, self.n, -1).transpose(1, 2)
+        a = torch.nn.functional.softmax(q @ k.transpose(-2, -1) * self.factor, dim=-1)
+        out: torch.Tensor = self.wo((a @ v).transpose(1, 2).reshape(b, t, c))
+        return out
+
+
+class FusedOddAttention(nn.Module):
+    """One fused ``w_in`` Linear split by indexing after a (b, t, 3, h, d) reshape; ``/ sqrt(d)`` on the logits."""
+
+    def __init__(self, dim: int, n: int) -> None:
+        super().__init__()
+        self.n = n
+        self.root = float((dim // n) ** 0.5)
+        self.w_in = nn.Linear(dim, 3 * dim)
+        self.w_out = nn.Linear(dim, dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, t, c = x.shape
+        qkv = self.w_in(x).reshape(b, t, 3, self.n, -1).permute(2, 0, 3, 1, 4)
+        q, k, v = qkv[0], qkv[1], qkv[2]
+        a = (torch.matmul(q, k.transpose(-2, -1)) / self.root).softmax(-1)
+        out: torch.Tensor = self.w_out(torch.matmul(a, v).transpose(1, 2).reshape(b, t, c))
+        return out
+
+
+class OddMlp(nn.Module):
+    def __init__(self, dim: int, hidden: int) -> None:
+        super().__init__()
+        self.fc1, self.act, self.fc2 = nn.Linear(dim, hidden), nn.GELU(), nn.Linear(hidden, dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out: torch.Tensor = self.fc2(self.act(self.fc1(x)))
+        return out
+
+
+class OddBlock(nn.Module):
+    """A pre-norm block with timm's attribute names around an attention of unknown names."""
+
+    def __init__(self, dim: int, n: int, fused: bool) -> None:
+        super().__init__()
+        self.norm1, self.norm2 = nn.LayerNorm(dim), nn.LayerNorm(dim)
+        self.attn = FusedOddAttention(dim, n) if fused else OddAttention(dim, n)
+        self.mlp = OddMlp(dim, 2 * dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x + self.attn(self.norm1(x))
+        out: torch.Tensor = x + self.mlp(self.norm2(x))
+        return out
+
+
+class OddViT(nn.Module):
+    def __init__(self, fused: bool = False, dim: int = 64) -> None:
+        super().__init__()
+        self.stem = nn.Conv2d(3, dim, 4, 4)
+        self.cls = nn.Parameter(torch.randn(1, 1, dim))
+        self.pos_embed = nn.Parameter(torch.randn(1, 65, dim) * 0.02)
+        self.blocks = nn.Sequential(*(OddBlock(dim, 2, fused) for _ in range(2)))
+        self.norm = nn.LayerNorm(dim)
+        self.head = nn.Linear(dim, 10)
+
+    def forward(self, img: torch.Tensor) -> torch.Tensor:
+        x = self.stem(img).flatten(2).transpose(1, 2)
+        x = torch.cat((self.cls.expand(x.shape[0], -1, -1), x), dim=1) + self.pos_embed
+        out: torch.Tensor = self.head(self.norm(self.blocks(x))[:, 0])
+        return out
+
+
 def torchvision_vit() -> nn.Module:
     """torchvision ``VisionTransformer`` (``nn.MultiheadAttention``), 32 px, 2 layers, random init."""
     from torchvision.models import VisionTransformer
@@ -140,6 +220,8 @@ FAMILIES = {
     "user_vit_fused_qkv": user_vit,
     "user_vit_separate_qkv": lambda: user_vit(separate=True),
     "user_vit_relu": lambda: user_vit(act=nn.ReLU),  # a recipe's GELU site does not apply, the rest does
+    "traced_separate_qkv": lambda: OddViT(fused=False),  # attention found from its graph, not its names
+    "traced_fused_qkv": lambda: OddViT(fused=True),
 }
 
 

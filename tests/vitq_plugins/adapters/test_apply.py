@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from vitq_plugins.adapters import adapt_model
+from vitq_plugins.adapters.apply import adapt_model
 from vitq_plugins.core.errors import DuplicateNameError
 from vitq_plugins.core.errors import UnknownNameError
 from vitq_plugins.core.errors import VitqError
@@ -101,7 +101,7 @@ def test_attention_with_own_parameters_is_refused() -> None:
 
 def test_registry_is_strict(host: PluginHost) -> None:
     reg = host.model_adapters
-    assert reg.list() == ["plain_attention", "plain_transformer", "torchvision_vit"]
+    assert reg.list() == ["plain_attention", "plain_transformer", "torchvision_vit", "traced_attention"]
     with pytest.raises(DuplicateNameError, match="already registered"):
         reg.register("torchvision_vit", reg.get("torchvision_vit"))
     with pytest.raises(UnknownNameError, match="did you mean 'torchvision_vit'"):
