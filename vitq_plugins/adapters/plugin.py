@@ -1,5 +1,5 @@
-"""The built-in model adapters: torchvision ``VisionTransformer``, the plain user ViT and attention found from its
-traced graph (registered like a paper)."""
+"""The built-in model adapters: torchvision ``VisionTransformer``, torch's ``nn.TransformerEncoder``, the plain
+user ViT and attention found from its traced graph (registered like a paper)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ from vitq_plugins.core.specs import ModelAdapterSpec
 
 @hookimpl
 def vitq_register_model_adapters(registry: Registry[ModelAdapterSpec]) -> None:
-    """``torchvision_vit``, ``plain_transformer``, ``plain_attention`` and ``traced_attention``."""
+    """``torchvision_vit``, ``plain_transformer``, ``plain_attention``, ``traced_attention``, ``torch_encoder`` and
+    ``torch_encoder_layer``."""
     registry.register(
         "torchvision_vit",
         ModelAdapterSpec(
@@ -41,5 +42,21 @@ def vitq_register_model_adapters(registry: Registry[ModelAdapterSpec]) -> None:
             "traced_attention",
             "vitq_plugins.adapters.graph:rewrite_traced_attention",
             "any attention whose fx graph is q/k/v Linears -> matmul -> softmax -> matmul -> Linear -> timm Attention",
+        ),
+    )
+    registry.register(
+        "torch_encoder",
+        ModelAdapterSpec(
+            "torch_encoder",
+            "vitq_plugins.adapters.torch_encoder:rewrite_encoder",
+            "nn.TransformerEncoder of pre-norm batch-first layers -> timm Blocks and its final norm",
+        ),
+    )
+    registry.register(
+        "torch_encoder_layer",
+        ModelAdapterSpec(
+            "torch_encoder_layer",
+            "vitq_plugins.adapters.torch_encoder:rewrite_encoder_layer",
+            "nn.TransformerEncoderLayer (norm_first=True, batch_first=True) -> timm Block",
         ),
     )

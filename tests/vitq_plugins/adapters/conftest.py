@@ -195,6 +195,33 @@ class OddViT(nn.Module):
         return out
 
 
+class EncoderViT(nn.Module):
+    """A hand-written ViT on torch's ``nn.TransformerEncoder`` (pre-norm, batch-first, GELU module or F.relu)."""
+
+    def __init__(self, dim: int = 64, activation: object = "gelu") -> None:
+        super().__init__()
+        self.stem = nn.Conv2d(3, dim, 4, 4)
+        self.cls = nn.Parameter(torch.randn(1, 1, dim))
+        self.pos_embed = nn.Parameter(torch.randn(1, 65, dim) * 0.02)
+        layer = nn.TransformerEncoderLayer(
+            dim,
+            2,
+            2 * dim,
+            dropout=0.0,
+            activation=activation,
+            batch_first=True,
+            norm_first=True,  # type: ignore[arg-type]
+        )
+        self.encoder = nn.TransformerEncoder(layer, 2, norm=nn.LayerNorm(dim), enable_nested_tensor=False)
+        self.head = nn.Linear(dim, 10)
+
+    def forward(self, img: torch.Tensor) -> torch.Tensor:
+        x = self.stem(img).flatten(2).transpose(1, 2)
+        x = torch.cat((self.cls.expand(x.shape[0], -1, -1), x), dim=1) + self.pos_embed
+        out: torch.Tensor = self.head(self.encoder(x)[:, 0])
+        return out
+
+
 def torchvision_vit() -> nn.Module:
     """torchvision ``VisionTransformer`` (``nn.MultiheadAttention``), 32 px, 2 layers, random init."""
     from torchvision.models import VisionTransformer
@@ -222,6 +249,8 @@ FAMILIES = {
     "user_vit_relu": lambda: user_vit(act=nn.ReLU),  # a recipe's GELU site does not apply, the rest does
     "traced_separate_qkv": lambda: OddViT(fused=False),  # attention found from its graph, not its names
     "traced_fused_qkv": lambda: OddViT(fused=True),
+    "torch_encoder_gelu": lambda: EncoderViT(activation=nn.GELU()),
+    "torch_encoder_relu": lambda: EncoderViT(activation="relu"),
 }
 
 

@@ -101,7 +101,14 @@ def test_attention_with_own_parameters_is_refused() -> None:
 
 def test_registry_is_strict(host: PluginHost) -> None:
     reg = host.model_adapters
-    assert reg.list() == ["plain_attention", "plain_transformer", "torchvision_vit", "traced_attention"]
+    assert reg.list() == [
+        "plain_attention",
+        "plain_transformer",
+        "torch_encoder",
+        "torch_encoder_layer",
+        "torchvision_vit",
+        "traced_attention",
+    ]
     with pytest.raises(DuplicateNameError, match="already registered"):
         reg.register("torchvision_vit", reg.get("torchvision_vit"))
     with pytest.raises(UnknownNameError, match="did you mean 'torchvision_vit'"):
