@@ -195,3 +195,11 @@ def test_cli_refuses_an_unsupported_family_in_one_line(
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2
     assert len(err) == 1 and what in err[0] and "Traceback" not in err[0], err
+
+
+def test_post_norm_encoder_layer_is_refused_by_name() -> None:
+    layer = nn.TransformerEncoderLayer(8, 2, 16, batch_first=True, norm_first=False)
+    with pytest.raises(
+        VitqError, match=r"module 'layer': TransformerEncoderLayer has norm_first=False \(post-norm\)"
+    ):
+        adapt_model(nn.ModuleDict({"layer": layer}))
