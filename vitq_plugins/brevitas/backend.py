@@ -78,9 +78,8 @@ class BrevitasBackend:
                 unknown transform, or no calibration batch.
         """
         host = get_host()
-        model = adapt_model(
-            model, host
-        )  # a foreign family in vitq's canonical form (a copy, or model itself)
+        # a foreign family in vitq's canonical form (a copy, or model itself)
+        model = adapt_model(model, host)
         plan = dict(plan) if plan is not None else plan_sites(model, config, host, backend=self.name)
         recipe = host.recipes.get(config.recipe)
         from vitq_plugins.transforms.gptq import apply_gptq
