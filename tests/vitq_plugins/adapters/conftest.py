@@ -270,3 +270,9 @@ def family(request: pytest.FixtureRequest) -> tuple[str, nn.Module]:
 def calib() -> list[torch.Tensor]:
     g = torch.Generator().manual_seed(0)
     return [torch.randn(16, 3, 32, 32, generator=g) for _ in range(2)]
+
+
+@pytest.fixture(scope="session")
+def families() -> dict[str, object]:
+    """:data:`FAMILIES` (name -> factory), for tests that pick one family."""
+    return dict(FAMILIES)

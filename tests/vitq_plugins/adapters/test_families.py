@@ -4,6 +4,8 @@ the recipe refuses the config when it is planned, as for timm models (test_backe
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 import torch
 from torch import nn
@@ -86,3 +88,14 @@ def test_a_site_that_does_not_apply_is_skipped_with_its_reason() -> None:
         "attn_matmul",
         "residual",
     }
+
+
+@pytest.mark.parametrize("wing", ["brevitas", "fx"])
+def test_the_pipeline_quantizes_a_foreign_family(wing: str, families: dict[str, Any]) -> None:
+    """evaluate_config (the CLI's pipeline) on the torchvision model: plan, data at 32 px, quantize, evaluate."""
+    from vitq_plugins.search import evaluate_config
+
+    torch.manual_seed(0)
+    cfg = QuantConfig("fqvit", 8, 8, 4, layers={"heads.head": {"keep_float": True}})
+    res = evaluate_config(families["torchvision_vit"]().eval(), cfg, backend=wing, n_calib=32, n_eval=32)
+    assert res["n_eval"] == 32 and res["agreement"] >= 0.8, res

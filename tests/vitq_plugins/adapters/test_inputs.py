@@ -23,3 +23,10 @@ def test_no_size_names_what_to_set() -> None:
         VitqError, match=r"cannot infer the input size of Linear: quantize it with calibration"
     ):
         input_size(nn.Linear(3, 3))
+
+
+def test_evaluation_transform_keeps_the_declared_size(family: tuple[str, nn.Module]) -> None:
+    """A model without a timm data config is fed at its own size, not timm's default 224 px."""
+    from vitq_plugins.data.transforms import transform_for_model
+
+    assert transform_for_model(family[1]).input_size == (3, 32, 32)
