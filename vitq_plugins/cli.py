@@ -29,7 +29,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "search": ("search", "mixed-precision search (greedy or ILP) under a budget"),
 }
 
-_LISTINGS = ("quantizers", "recipes", "transforms", "models", "datasets", "backends")
+_LISTINGS = ("quantizers", "recipes", "transforms", "models", "datasets", "backends", "model_adapters")
 
 
 class _Parser(argparse.ArgumentParser):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
+import warnings
 
 from vitq_plugins.core.errors import VitqError
 
@@ -93,13 +94,19 @@ def plan_sites(
     the bit ranges that wing supports; with ``validated=True`` (the caller already ran
     ``config.validate(host, backend=backend)``) only the layer keys are checked against the model.
 
+    The model is first put in vitq's canonical form (:func:`vitq_plugins.adapters.adapt_model`): the FQNs of
+    the sites are those of the adapted model, as every wing adapts it the same way.
+
     Raises:
         VitqError: the recipe quantizes a site kind that the model does not have (names what was
-            expected), or the config does not validate against the registries and module names.
+            expected), the config does not validate against the registries and module names, or the
+            model holds attention that no adapter brings into a form the wings quantize.
     """
+    from vitq_plugins.adapters.apply import adapt_model
     from vitq_plugins.core.manager import get_host
 
     host = host or get_host()
+    model = adapt_model(model, host)  # a foreign family in the canonical form: the wings see the same FQNs
     if validated:
         config.check_layer_keys(n for n, _ in model.named_modules())
     else:
@@ -108,6 +115,13 @@ def plan_sites(
     structural = find_sites(model)
     present = {s for _, s in structural}
     for site, qname in recipe.quantizers.items():
+        if site == "gelu_output" and site not in present and _other_activation(model):
+            warnings.warn(
+                f"recipe {recipe.name!r}: site 'gelu_output' ({qname!r}) does not apply to {type(model).__name__}, "
+                f"whose MLPs use {_other_activation(model)}; their fc2 inputs keep the 'act' quantizer",
+                stacklevel=2,
+            )
+            continue
         if site not in present and qname != "minmax":
             raise VitqError(
                 f"recipe {recipe.name!r} puts quantizer {qname!r} on {site!r}, but no module of "
@@ -133,6 +147,18 @@ def _explicit_bits(config: QuantConfig, matched: str, site: str) -> bool:
     from vitq_plugins.config import bits_key_for_site
 
     return bool(matched) and getattr(config.layers[matched], bits_key_for_site(site)) is not None
+
+
+def _other_activation(model: nn.Module) -> str:
+    """The activation class(es) of the MLPs of ``model``'s blocks when none is an ``nn.GELU`` ("" otherwise): a
+    recipe's GELU site does not apply to such a transformer, the rest of the recipe does."""
+    from torch import nn
+
+    acts = {type(m.mlp.act).__name__ for m in model.modules() if is_block(m) and hasattr(m.mlp, "act")}
+    blocks = any(is_block(m) for m in model.modules())
+    if not blocks or not acts or any(isinstance(m, nn.GELU) for m in model.modules()):
+        return ""
+    return ", ".join(sorted(acts))
 
 
 def _check_override_sites(model: nn.Module, config: QuantConfig, structural: list[tuple[str, str]]) -> None:

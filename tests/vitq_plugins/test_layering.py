@@ -37,6 +37,8 @@ FORBIDDEN: dict[str, set[str]] = {
     "sites": {"brevitas", "fx", "pt2e", "intexec", "pipeline", "search", "commands", "cli"},
     "builtin": {"brevitas", "fx", "pt2e", "intexec", "pipeline", "search", "commands", "cli"},
     "transforms": {"brevitas", "fx", "pt2e", "intexec", "pipeline", "search", "commands", "cli"},
+    # model-family adapters rewrite float models before any wing sees them
+    "adapters": {"brevitas", "fx", "pt2e", "intexec", "papers", "pipeline", "search", "commands", "cli"},
     "brevitas": {"fx", "pt2e", "papers", "pipeline", "search", "commands", "cli", "evaluation"},
     "fx": {"brevitas", "pt2e", "papers", "pipeline", "search", "commands", "cli", "evaluation"},
     "pt2e": {"brevitas", "fx", "intexec", "papers", "pipeline", "search", "commands", "cli", "evaluation"},

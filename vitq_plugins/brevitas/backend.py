@@ -18,6 +18,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from vitq_plugins.adapters.apply import adapt_model
 from vitq_plugins.brevitas.calibrate import calibrate
 from vitq_plugins.brevitas.layers import build_quant_model
 from vitq_plugins.brevitas.layers import carried_sites
@@ -52,6 +53,7 @@ class BrevitasBackend:
 
     def build(self, model: nn.Module, config: QuantConfig) -> nn.Module:
         """Quantized module tree of a copy of ``model`` without transforms or calibration."""
+        model = adapt_model(model)  # a foreign family in vitq's canonical form (a copy, or model itself)
         plan = plan_sites(model, config, backend=self.name)  # fail before copying
         qmodel = copy.deepcopy(model)
         build_quant_model(qmodel, config, plan=plan)
@@ -76,6 +78,8 @@ class BrevitasBackend:
                 unknown transform, or no calibration batch.
         """
         host = get_host()
+        # a foreign family in vitq's canonical form (a copy, or model itself)
+        model = adapt_model(model, host)
         plan = dict(plan) if plan is not None else plan_sites(model, config, host, backend=self.name)
         recipe = host.recipes.get(config.recipe)
         from vitq_plugins.transforms.gptq import apply_gptq

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from vitq_plugins.core.registry import Registry
     from vitq_plugins.core.specs import BackendSpec
     from vitq_plugins.core.specs import DatasetSpec
+    from vitq_plugins.core.specs import ModelAdapterSpec
     from vitq_plugins.core.specs import ModelSpec
     from vitq_plugins.core.specs import QuantizerSpec
     from vitq_plugins.core.specs import RecipeSpec
@@ -62,3 +63,8 @@ def vitq_register_datasets(registry: Registry[DatasetSpec]) -> None:
 @hookspec
 def vitq_register_backends(registry: Registry[BackendSpec]) -> None:
     """Register framework backends (Brevitas, torch.ao FX, ...)."""
+
+
+@hookspec
+def vitq_register_model_adapters(registry: Registry[ModelAdapterSpec]) -> None:
+    """Register model-family adapters: rewrite a foreign attention/block into vitq's canonical timm form."""

@@ -21,6 +21,7 @@ from vitq_plugins.core import hookspecs
 from vitq_plugins.core.registry import Registry
 from vitq_plugins.core.specs import BackendSpec
 from vitq_plugins.core.specs import DatasetSpec
+from vitq_plugins.core.specs import ModelAdapterSpec
 from vitq_plugins.core.specs import ModelSpec
 from vitq_plugins.core.specs import QuantizerSpec
 from vitq_plugins.core.specs import RecipeSpec
@@ -47,6 +48,7 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "vitq_plugins.papers.ivit.plugin",
     "vitq_plugins.papers.mptq.plugin",
     "vitq_plugins.papers.repq.plugin",
+    "vitq_plugins.adapters.plugin",
     "vitq_plugins.builtin.assets",
     "vitq_plugins.builtin.backends",
 )
@@ -95,6 +97,7 @@ class PluginHost:
         self.models: Registry[ModelSpec] = Registry("model")
         self.datasets: Registry[DatasetSpec] = Registry("dataset")
         self.backends: Registry[BackendSpec] = Registry("backend")
+        self.model_adapters: Registry[ModelAdapterSpec] = Registry("model adapter")
 
         for path in builtins:
             try:
@@ -143,6 +146,7 @@ class PluginHost:
             ("vitq_register_recipes", self.recipes),
             ("vitq_register_models", self.models),
             ("vitq_register_datasets", self.datasets),
+            ("vitq_register_model_adapters", self.model_adapters),
         )
         # Call implementations one plugin at a time, built-ins first, so that a failing plugin is
         # reported by name and a duplicate name names both owners.
@@ -180,7 +184,8 @@ class PluginHost:
         return out
 
     def registry(self, kind: str) -> Registry[Any]:
-        """The registry for ``kind`` in {quantizers, recipes, transforms, models, datasets, backends}."""
+        """The registry for ``kind`` in {quantizers, recipes, transforms, models, datasets, backends,
+        model_adapters}."""
         regs: dict[str, Registry[Any]] = {
             "quantizers": self.quantizers,
             "recipes": self.recipes,
@@ -188,6 +193,7 @@ class PluginHost:
             "models": self.models,
             "datasets": self.datasets,
             "backends": self.backends,
+            "model_adapters": self.model_adapters,
         }
         if kind not in regs:
             raise KeyError(f"unknown registry {kind!r}; valid: {sorted(regs)}")

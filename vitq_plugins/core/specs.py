@@ -23,6 +23,7 @@ __all__ = [
     "DatasetSpec",
     "BackendSpec",
     "TransformSpec",
+    "ModelAdapterSpec",
     "load_ref",
 ]
 
@@ -309,6 +310,35 @@ class BackendSpec:
 
     def load(self) -> Any:
         """Import and return the backend implementation."""
+        return load_ref(self.impl_ref)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able summary for listings."""
+        return {"name": self.name, "impl": self.impl_ref, "description": self.description}
+
+
+@dataclass(frozen=True)
+class ModelAdapterSpec:
+    """A model family vitq rewrites into its canonical timm-style form before quantization.
+
+    The callable behind ``impl_ref`` is ``f(module: nn.Module) -> nn.Module | None``: given one module of the
+    user's model it returns a replacement in the canonical form (a fused ``qkv`` Linear with ``num_heads`` and
+    ``proj``; a pre-norm block with ``norm1``/``attn``/``norm2``/``mlp``) that computes the same function, or
+    ``None`` when the module is not of its family. It raises :class:`VitqError` for a module of its family that
+    it cannot rewrite, naming the module's class and what is missing.
+
+    Args:
+        name: registry name, e.g. ``"torchvision_vit"``.
+        impl_ref: ``"module:attr"`` of the rewrite callable.
+        description: one line (the family and how it is rewritten).
+    """
+
+    name: str
+    impl_ref: str
+    description: str
+
+    def load(self) -> Any:
+        """Import and return the rewrite callable."""
         return load_ref(self.impl_ref)
 
     def to_dict(self) -> dict[str, Any]:

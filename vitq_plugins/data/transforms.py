@@ -150,9 +150,19 @@ class ImageTransform:
 def transform_for_model(model: Any) -> ImageTransform:
     """The evaluation transform of ``model`` from its timm data config (``pretrained_cfg``).
 
-    Models without a config get timm's defaults (ImageNet mean/std, 224 px).
+    Models without a config get timm's defaults (ImageNet mean/std, 224 px), at the input size they declare
+    otherwise (:func:`vitq_plugins.adapters.inputs.input_size`: torchvision's ``image_size``, ``img_size``, the
+    position embedding's patch grid).
     """
     from timm.data.config import resolve_data_config
 
-    cfg: dict[str, Any] = resolve_data_config(model=model)  # type: ignore[no-untyped-call]
+    from vitq_plugins.adapters.inputs import input_size
+
+    args: dict[str, Any] = {}
+    if not getattr(model, "pretrained_cfg", None):
+        try:
+            args["input_size"] = input_size(model)
+        except VitqError:
+            pass  # timm's default size
+    cfg: dict[str, Any] = resolve_data_config(args=args, model=model)  # type: ignore[no-untyped-call]
     return ImageTransform.from_data_config(cfg)

@@ -93,7 +93,11 @@ def _labels(gm: fx.GraphModule, obs: fx.Node) -> list[str]:
         if u.op == "call_module":
             mod = gm.get_submodule(str(u.target))
             inner = mod.inner if isinstance(mod, ObservedCustom) else mod
-            if isinstance(inner, nn.Linear | nn.Conv2d):
+            if isinstance(inner, nn.Linear | nn.Conv2d) or (  # a Linear fused with its ReLU (LinearReLU)
+                isinstance(inner, nn.Sequential)
+                and len(inner)
+                and isinstance(inner[0], nn.Linear | nn.Conv2d)
+            ):
                 add(str(u.target), "act")
             elif isinstance(inner, nn.LayerNorm):
                 add(str(u.target), "ln_input")

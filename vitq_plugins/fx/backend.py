@@ -17,6 +17,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from vitq_plugins.adapters.inputs import input_size
 from vitq_plugins.config import QuantConfig
 from vitq_plugins.core.errors import VitqError
 from vitq_plugins.core.manager import get_host
@@ -34,27 +35,14 @@ _EXPORT_CHECKS: dict[str, str] = {"int-onnx": "_check_integer"}
 
 
 def example_input(model: nn.Module, batch: int = 1) -> torch.Tensor:
-    """A zero input of the model's native size (``pretrained_cfg['input_size']``, ``patch_embed`` or
-    ``model.img_size``/``model.in_chans``).
+    """A zero input of the model's declared size (:func:`vitq_plugins.adapters.inputs.input_size`: timm's
+    ``pretrained_cfg``/``patch_embed``, ``img_size``, torchvision's ``image_size``, or the position embedding's
+    patch grid); :meth:`FxBackend.quantize` takes the size from its first calibration batch instead.
 
     Raises:
         VitqError: the input size cannot be found on the model.
     """
-    cfg = getattr(model, "pretrained_cfg", None) or {}
-    size = cfg.get("input_size") if isinstance(cfg, dict) else None
-    if size is None:
-        pe = getattr(model, "patch_embed", None)
-        img = getattr(pe, "img_size", None) or getattr(model, "img_size", None)
-        proj = getattr(pe, "proj", None)
-        chans = getattr(proj, "in_channels", None) or getattr(model, "in_chans", 3)
-        if img is None:
-            raise VitqError(
-                f"cannot infer the input size of {type(model).__name__}: set model.img_size (and in_chans) "
-                "or pretrained_cfg['input_size']"
-            )
-        hw = (img, img) if isinstance(img, int) else tuple(img)
-        size = (int(chans or 3), *hw)
-    return torch.zeros(batch, *[int(s) for s in size])
+    return torch.zeros(batch, *input_size(model))
 
 
 def _no_onnx(fmt: str) -> str:

@@ -20,6 +20,7 @@ from torch.ao.quantization.fx.custom_config import PrepareCustomConfig
 from torch.ao.quantization.quantize_fx import convert_fx
 from torch.ao.quantization.quantize_fx import prepare_fx
 
+from vitq_plugins.adapters.apply import adapt_model
 from vitq_plugins.config import QuantConfig
 from vitq_plugins.core.errors import VitqError
 from vitq_plugins.core.manager import PluginHost
@@ -97,6 +98,7 @@ def prepare(
         VitqError: untraceable model, bad config, or requested quantizers that were not applied.
     """
     host = host or get_host()
+    model = adapt_model(model, host)  # a foreign family in vitq's canonical form (a copy, or model itself)
     plan = dict(plan) if plan is not None else plan_sites(model, config, host, backend="fx")
     work = prepare_model(copy.deepcopy(model).eval())
     if host.recipes.get(config.recipe).transforms:

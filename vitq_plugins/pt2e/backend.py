@@ -21,6 +21,8 @@ import torch
 from torch import fx
 from torch import nn
 
+from vitq_plugins.adapters.apply import adapt_model
+from vitq_plugins.adapters.inputs import input_size
 from vitq_plugins.config import QuantConfig
 from vitq_plugins.core.errors import ConfigError
 from vitq_plugins.core.errors import VitqError
@@ -43,24 +45,13 @@ _EXPORTS: tuple[str, ...] = ("qcdq",)
 
 
 def model_input(model: nn.Module, batch: int = 2) -> torch.Tensor:
-    """A zero input of the model's native size (``pretrained_cfg['input_size']`` or ``patch_embed``).
+    """A zero input of the model's declared size (:func:`vitq_plugins.adapters.inputs.input_size`);
+    :meth:`Pt2eBackend.quantize` takes the size from its first calibration batch instead.
 
     Raises:
         VitqError: the input size cannot be found on the model.
     """
-    cfg = getattr(model, "pretrained_cfg", None) or {}
-    size = cfg.get("input_size") if isinstance(cfg, dict) else None
-    if size is None:
-        pe = getattr(model, "patch_embed", None)
-        img = getattr(pe, "img_size", None) or getattr(model, "img_size", None)
-        chans = getattr(getattr(pe, "proj", None), "in_channels", None) or getattr(model, "in_chans", 3)
-        if img is None:
-            raise VitqError(
-                f"cannot infer the input size of {type(model).__name__}: set model.img_size (and in_chans) "
-                "or pretrained_cfg['input_size']"
-            )
-        size = (int(chans or 3), *((img, img) if isinstance(img, int) else tuple(img)))
-    return torch.zeros(batch, *[int(s) for s in size])
+    return torch.zeros(batch, *input_size(model))
 
 
 class Pt2ePrepared:
@@ -122,6 +113,7 @@ def prepare(
     from torchao.quantization.pt2e.quantize_pt2e import prepare_pt2e
 
     host = host or get_host()
+    model = adapt_model(model, host)  # a foreign family in vitq's canonical form (a copy, or model itself)
     plan = dict(plan) if plan is not None else plan_sites(model, config, host, backend="pt2e")
     specs = _specs(plan, config, host)
     work = unfuse_attention(model)
