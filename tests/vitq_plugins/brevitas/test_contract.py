@@ -98,9 +98,10 @@ def test_recipe_contract(
     assert out.shape == (4, 10) and torch.isfinite(out).all()
     spec = vq.get_recipe(recipe)
     used = set(spec.quantizers.values())
-    # a recipe that keeps LayerNorm float (RepQ-ViT's ``repq``): the runtime's float LayerNorm differs from
-    # torch's in the last bits, which can flip one code of the next quantizer: allow two output steps
-    steps = 1.0 if "ln_input" in spec.quantizers else 2.0
+    # a recipe that keeps LayerNorm float (``repq``, ``mptq``): the runtime's float LayerNorm differs from
+    # torch's in the last bits, which can flip a code of the next quantizer; the flips travel through the blocks
+    # (``mptq``: 95% of the logits within 2 output steps, all within 3): allow three output steps
+    steps = 1.0 if "ln_input" in spec.quantizers else 3.0
     _check_exports(qm, recipe, used, tmp_path, batches, x_eval, onnx_tools, steps)
 
 
