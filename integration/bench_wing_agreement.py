@@ -8,6 +8,14 @@ evaluate on the bundled test images against one shared FP pass, and record both 
 Example (the committed ``docs/measurements/wing_agreement.csv``):
     OMP_NUM_THREADS=1 python integration/bench_wing_agreement.py --calib 512 --eval 2000 \
         --out docs/measurements/wing_agreement.csv
+
+The W4A4/W6A6 rows of ``repq``, ``mptq``, ``ivit`` and ``fqvit`` were re-measured after the FX fixes of #17 (site
+grids hoisted past pass modules, OPT-m's output container, LIS codes ``round(-log2 p)``) and replace the earlier
+rows (written to a scratch CSV, then substituted by recipe and bits; ``ivit`` 6/6/6 was not re-run):
+    OMP_NUM_THREADS=1 python integration/bench_wing_agreement.py --calib 512 --eval 2000 \
+        --recipes repq,mptq,ivit --configs 4/4/4,6/6/6 --out /tmp/wing_a.csv
+    OMP_NUM_THREADS=1 python integration/bench_wing_agreement.py --calib 512 --eval 2000 \
+        --recipes fqvit --configs 4/4/4,6/6/6 --out /tmp/wing_b.csv
 """
 
 from __future__ import annotations

@@ -20,6 +20,7 @@ Papers: FQ-ViT arXiv 2111.13824 (sites, Fig. 2).
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 from dataclasses import field
 import operator
@@ -154,6 +155,70 @@ def _reobserved(gm: fx.GraphModule, obs: fx.Node) -> bool:
     return found
 
 
+#: pass nodes that keep every value of their input (a getitem/unbind keeps a part: q, k or v of the qkv output)
+_SPLITS = {"unbind", "expand"}
+
+
+def _keeps_values(node: fx.Node) -> bool:
+    if node.op == "call_method":
+        return node.target not in _SPLITS
+    return not (node.op == "call_function" and node.target is operator.getitem)
+
+
+def _downstream_observers(gm: fx.GraphModule, obs: fx.Node) -> list[fx.Node]:
+    """The observer nodes that every use of observer node ``obs`` meets through pass nodes that keep all its
+    values, or ``[]`` when a use reaches an operator or a split (getitem, unbind) first."""
+    todo, seen, found = list(obs.users), set(), []
+    while todo:
+        u = todo.pop()
+        if u in seen:
+            continue
+        seen.add(u)
+        if u.op == "call_module" and isinstance(gm.get_submodule(str(u.target)), VitqObserver):
+            found.append(u)
+        elif is_pass(gm, u) and _keeps_values(u):
+            todo.extend(u.users)
+        else:
+            return []
+    return found
+
+
+def _grid_key(mod: VitqObserver) -> tuple[Any, ...]:
+    return (type(mod), mod.quantizer, mod.bits, mod.qscheme, mod.quant_min, mod.quant_max, repr(mod))
+
+
+def _hoist_site_grids(gm: fx.GraphModule) -> None:
+    """Give a container observer the site grid that observes its tensor again behind pass modules.
+
+    ``convert_fx`` keeps the *first* observer of a chain ``op -> obs -> Identity/Dropout/reshape -> obs'`` and
+    drops ``obs'`` (those modules share their input's quantization), so a site grid placed after ``q_norm``,
+    ``attn_drop``, ``attn.norm`` or ``mlp.norm`` never reached the converted model: q, k, the attention map and
+    the proj/fc2 inputs ran on the 8-bit container where Brevitas rounds them on the site's grid (issue #17).
+    The chain is walked backwards, so the grid climbs to the producer's output. Only per-tensor grids are
+    hoisted (a reshape may move a per-channel axis), through nodes that keep every value (not q/k/v's getitem).
+    """
+    for node in reversed(list(gm.graph.nodes)):
+        if node.op != "call_module":
+            continue
+        mod = gm.get_submodule(str(node.target))
+        if not isinstance(mod, UniformActObserver):
+            continue
+        down = _downstream_observers(gm, node)
+        if len(down) != 1:
+            continue
+        tgt = gm.get_submodule(str(down[0].target))
+        if not isinstance(tgt, VitqObserver) or isinstance(tgt, FixedScaleObserver):
+            continue
+        if tgt.qscheme not in (torch.per_tensor_affine, torch.per_tensor_symmetric) or tgt.dtype != mod.dtype:
+            continue
+        if _grid_key(tgt) == _grid_key(mod):
+            continue
+        new = copy.deepcopy(tgt)
+        for name, other in list(gm.named_children()):
+            if other is mod:
+                setattr(gm, name, new)
+
+
 def _site_of_custom(fqn: str, mod: ObservedCustom) -> str:
     if isinstance(mod.inner, nn.Softmax):
         return f"{parent_fqn(fqn)}:softmax_output"
@@ -239,9 +304,13 @@ def assign_observers(prep: FxPrepared, config: QuantConfig, host: PluginHost) ->
             else None
         )
         fixed = _fixed_out_scale(smod)
+        own_out = smod.inner.output_observer(smod) if isinstance(smod, ObservedCustom) else None
         if isinstance(smod, ObservedCustom) and fixed is not None:
             new = FixedScaleObserver(smod.quantizer, smod.bits, fixed(smod.bits))
             winner = _site_of_custom(str(source.target), smod)  # type: ignore[union-attr]
+        elif isinstance(smod, ObservedCustom) and own_out is not None:
+            # a module that fixes its output grid after calibration (OPT-m): its container, not the next site's
+            new, winner = own_out, _site_of_custom(str(source.target), smod)  # type: ignore[union-attr]
         elif _reobserved(gm, node):
             # a container whose every use is observed again downstream (the qkv output before q, k and v get
             # their own grids): no site's grid, so the widest one, as Brevitas keeps that tensor in float
@@ -278,6 +347,7 @@ def assign_observers(prep: FxPrepared, config: QuantConfig, host: PluginHost) ->
             prep.applied[winner], prep.via[winner] = final.quantizer, winner
         kind = winner.rpartition(":")[2]
         counts[kind] = counts.get(kind, 0) + 1
+    _hoist_site_grids(gm)
     # weights: a module whose node kept a weight observer constructor after dtype matching
     for node in gm.graph.nodes:
         if node.op != "call_module":

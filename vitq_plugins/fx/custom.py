@@ -27,6 +27,7 @@ from vitq_plugins.core.errors import VitqError
 
 if TYPE_CHECKING:
     from vitq_plugins.fx.modules import ObservedCustom
+    from vitq_plugins.fx.observers import VitqObserver
 
 __all__ = ["CustomFloat", "CustomModuleSpec", "check_container_bits", "grid_codes", "is_custom_spec"]
 
@@ -100,6 +101,13 @@ class CustomFloat(nn.Module, metaclass=ABCMeta):
 
     def link_next_linear(self, observed: ObservedCustom, weight: torch.Tensor) -> None:
         """Receive the weight ``(out, C)`` of the Linear consuming this module's output."""
+        return None
+
+    def output_observer(self, observed: ObservedCustom) -> VitqObserver | None:
+        """The observer of the quint8 container of this module's output, bound to its calibration state, when
+        the module fixes its own output grid after calibration (e.g. OPT-m's twin grid); ``None``: observed by
+        the next site's quantizer. It also holds the output's copies behind pass modules: the next Linear's
+        input is then this grid, not re-rounded on the next site's (as Brevitas feeds the module's output on)."""
         return None
 
     def finalize(self, observed: ObservedCustom) -> None:

@@ -76,14 +76,18 @@ class ObservedCustom(nn.Module):
         """The quantized operator on ``x`` (already on the input grid); float output."""
         return self.inner.kernel(x, self)
 
-    def out_qparams(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(scale, zero_point)`` of the output container (the FX output observer)."""
+    def out_observer(self) -> Any:
+        """The FX output observer (the output container)."""
         obs: Any = getattr(self, "activation_post_process", None) or (
             self._out_obs[0] if self._out_obs else None
         )
         if obs is None:
             raise RuntimeError(f"{self.quantizer} custom module has no output observer")
-        s, zp = obs.calculate_qparams()
+        return obs
+
+    def out_qparams(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(scale, zero_point)`` of the output container (the FX output observer)."""
+        s, zp = self.out_observer().calculate_qparams()
         return s.reshape(()), zp.reshape(())
 
     def link_output_observer(self, obs: nn.Module) -> None:

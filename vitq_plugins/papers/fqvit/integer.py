@@ -8,8 +8,8 @@ Registered with :func:`vitq_plugins.intexec.extension.register_integer_form` und
   converter uses the generic ``extension.ExactLayerNorm`` on the aligned codes instead;
 * ``("softmax", "lis")``: Log-Int-Softmax (Sec. 3.3, eqs. 11-16) and its ``attn @ v``: :class:`LisLogSoftmax`
   (log2 codes of a table exponential of the exact scores, rounded in the log domain like the fake-quant
-  ``round(-log2 p)``; ``attn @ v`` with ``2^(F - code)`` weights) and :class:`LisSoftmax` (the I-BERT i-exp
-  unit of ``papers.fqvit.lis.lis_softmax_unit`` on requantized logits, then a table of the quantized ``2^-code``);
+  ``round(-log2 p)``; ``attn @ v`` with ``2^(F - code)`` weights) and :class:`LisSoftmax` (the same codes,
+  :func:`lis_table_codes`, of the FX wing's requantized logits, then a table of the quantized ``2^-code``);
 * ``("grid", "pts")``: :class:`PtsGrid`, the per-channel ``s 2^alpha_c`` grid of a PTS activation quantizer.
 """
 
@@ -43,16 +43,12 @@ from vitq_plugins.intexec.extension import register_integer_form
 from vitq_plugins.intexec.extension import requant
 from vitq_plugins.intexec.extension import table_at_v
 from vitq_plugins.intexec.extension import table_exp
-from vitq_plugins.ops import grid_refinement
 from vitq_plugins.ops._intmath import floor_log2 as floor_log2_int
 from vitq_plugins.ops._intmath import isqrt_newton
 from vitq_plugins.ops._intmath import round_shift
-from vitq_plugins.papers.fqvit.lis import IEXP_X0
-from vitq_plugins.papers.fqvit.lis import iexp_constants
 from vitq_plugins.papers.fqvit.lis import iexp_unit
 from vitq_plugins.papers.fqvit.lis import lis_codes
 from vitq_plugins.papers.fqvit.lis import lis_dequant
-from vitq_plugins.papers.fqvit.lis import lis_softmax_unit
 
 __all__ = [
     "PTS_BIAS_FRAC",
@@ -66,7 +62,7 @@ __all__ = [
     "iexp_table",
     "lis_frac",
     "lis_power_table",
-    "onnx_lis_iexp_codes",
+    "lis_table_codes",
     "onnx_lis_log_codes",
     "onnx_pts_layernorm",
     "pts_layernorm_constants",
@@ -184,6 +180,19 @@ def pts_layernorm_constants(
     )
 
 
+def lis_table_codes(
+    logits: torch.Tensor, tables: tuple[torch.Tensor, torch.Tensor, int], bits: int, dim: int = -1
+) -> torch.Tensor:
+    """LIS codes ``round(-log2 p)`` of the softmax of integer logits at scale ``S`` (eq. 13, the float path
+    ``papers.fqvit.lis.log2_quant``) in integer ops: ``extension.table_exp`` of ``max - x`` with ``tables`` =
+    ``extension.exp_tables(S)``, then ``papers.fqvit.lis.lis_codes(rounding="log")``. Codes ``0..2^b``
+    (``2^b``: underflow). Both wings' LIS and both integer forms compute these codes.
+    """
+    hi, lo, t_max = tables
+    dist = logits.amax(dim=dim, keepdim=True) - logits
+    return lis_codes(table_exp(dist, hi, lo, t_max), bits, dim, "log")
+
+
 def lis_power_table(out_bits: int, frac: int) -> torch.Tensor:
     """LIS probabilities ``2^(frac - code)`` for codes ``0..2^b`` (0 above ``frac``, and for the underflow code)."""
     codes = torch.arange(0, 2**out_bits + 1, dtype=torch.int64)
@@ -250,34 +259,7 @@ def onnx_pts_layernorm(g: OnnxGraph, x: str, ln: PtsLayerNorm, channels: int) ->
     return g.clamp(y, -(2**31), 2**31)
 
 
-def onnx_lis_iexp_codes(g: OnnxGraph, x: str, at: LisSoftmax) -> str:
-    """``papers.fqvit.lis.lis_softmax_unit(rounding="linear")``: I-BERT i-exp, then ``round(log2(sum / e))`` in linear space."""
-    x0, b_int, c_int = at.lis_iexp
-    n = at.n
-    d = g.op("Sub", x, g.reduce_max(x))
-    table = iexp_table(at.rq_logits, (x0, b_int, c_int), n, at.in_shift)
-    if table is not None:  # the i-exp of every possible d, one Gather (negative indices from the end)
-        e = g.op("Gather", g.const(table), d, axis=0)
-    else:
-        x = g.op("Max", g.times_pow2(d, at.in_shift), g.const(n * x0))
-        q = g.floor_div(x, g.const(x0))
-        r = g.op("Sub", x, g.op("Mul", g.const(x0), q))
-        z = g.op("Add", g.op("Mul", r, g.op("Add", r, g.const(b_int))), g.const(c_int))
-        neg = g.op("Less", z, g.const(0))
-        e = g.shl_u(g.where(neg, g.const(0), z), g.op("Sub", g.const(n), q), "LEFT")
-    total = g.reduce_sum(e)
-    safe = g.op("Max", e, g.const(1))
-    two = g.const(2)
-    ratio = g.div_pos(g.op("Add", g.op("Mul", two, total), safe), g.op("Mul", two, safe))
-    k = floor_log2(g, ratio)
-    nxt = g.mod(g.shl_u(ratio, g.op("Max", g.op("Sub", k, g.const(1)), g.const(0)), "RIGHT"), two)
-    k = g.op("Add", k, g.where(g.op("Greater", k, g.const(0)), nxt, g.const(0)))
-    zero = 2**at.out_bits
-    under = g.op("Or", g.op("Equal", e, g.const(0)), g.op("GreaterOrEqual", k, g.const(zero)))
-    return g.where(under, g.const(zero), k)
-
-
-def onnx_lis_log_codes(g: OnnxGraph, x: str, at: LisLogSoftmax) -> str:
+def onnx_lis_log_codes(g: OnnxGraph, x: str, at: LisLogSoftmax | LisSoftmax) -> str:
     """``extension.table_exp`` + ``papers.fqvit.lis.lis_codes(rounding="log")``: codes ``0..2^b`` (``2^b``: underflow)."""
     t = g.op("Sub", g.reduce_max(x), x)
     tc = g.op("Min", g.op("Max", t, g.const(0)), g.const(at.t_max))
@@ -410,9 +392,7 @@ class LisLogSoftmax(SoftmaxForm):
         self.frac = lis_frac(self.out_bits)
 
     def forward(self, scores: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-        dist = scores.amax(dim=-1, keepdim=True) - scores
-        e = table_exp(dist, self.exp_hi, self.exp_lo, self.t_max)
-        codes = lis_codes(e, self.out_bits, -1, "log")
+        codes = lis_table_codes(scores, (self.exp_hi, self.exp_lo, self.t_max), self.out_bits)
         # 2^-code = 2^(F - code) / 2^F; codes above F (p < 2^-F, and the underflow code 2^b) count as 0
         frac = self.frac
         p = torch.where(codes <= frac, torch.ones_like(codes) << (frac - codes).clamp(min=0), 0)
@@ -425,32 +405,34 @@ class LisLogSoftmax(SoftmaxForm):
 
 @register_integer_form("softmax", "lis")
 class LisSoftmax(SoftmaxForm):
-    """LIS as the integer graph runs it (``papers.fqvit.lis.lis_softmax_int``): the I-BERT i-exp unit of
-    ``rq_logits(scores) << in_shift`` with linear-space rounding, then ``table[code]``: the code of ``2^-code``
-    on the output container (centered), times ``v``.
+    """LIS as the FX kernel runs it: the codes ``round(-log2 p)`` of the requantized logits
+    (:func:`lis_table_codes`: exact table exponential, log-domain rounding, as Brevitas' float LIS), then
+    ``table[code]``: the code of ``2^-code`` on the output container (centered), times ``v``.
 
     Args:
-        rq_logits: requant of the scores to the LIS input grid.
-        iexp: ``papers.fqvit.lis.iexp_constants`` of the (refined) logit scale; ``n``: its shift.
+        rq_logits: requant of the scores to the LIS input grid (scale ``S``).
+        exp_hi, exp_lo, t_max: ``extension.exp_tables(S)``.
         out_bits: the log2 code width ``b``; ``table``: ``2^b + 1`` centered container codes.
-        in_shift: ``k`` of a logit grid refined for the i-exp (codes ``<< k``).
     """
 
+    exp_hi: torch.Tensor
+    exp_lo: torch.Tensor
     table: torch.Tensor
 
     def __init__(
         self,
         rq_logits: Requant,
-        iexp: tuple[int, int, int],
-        n: int,
+        exp_hi: torch.Tensor,
+        exp_lo: torch.Tensor,
+        t_max: int,
         out_bits: int,
         table: torch.Tensor,
-        in_shift: int = 0,
     ) -> None:
         super().__init__()
         self.rq_logits = rq_logits
-        self.lis_iexp = tuple(int(v) for v in iexp)
-        self.n, self.out_bits, self.in_shift = int(n), int(out_bits), int(in_shift)
+        self.register_buffer("exp_hi", exp_hi)
+        self.register_buffer("exp_lo", exp_lo)
+        self.t_max, self.out_bits = int(t_max), int(out_bits)
         self.register_buffer("table", table.to(torch.int64))
 
     @classmethod
@@ -465,21 +447,13 @@ class LisSoftmax(SoftmaxForm):
 
     @classmethod
     def from_fx(cls, site: AttentionSite) -> tuple[LisSoftmax, Requant]:
-        """LIS on the logit codes (``lis_softmax_unit`` with the constants of the logit scale); its ``2^-code``
+        """LIS on the logit codes (:func:`lis_table_codes` with the tables of the logit scale); its ``2^-code``
         quantized onto the output container (a ``2^b + 1``-entry table)."""
         assert site.rq_logits is not None
         sm = site.module
-        bits, n = int(sm.observed.inner.bits), int(sm.observed.inner.n)
+        bits = int(sm.observed.inner.bits)
         s_in = float(sm.observed.input_observer().qparams()[0])
-        k_in = grid_refinement(
-            s_in, -IEXP_X0, strict=True
-        )  # papers.fqvit.lis.refine_to_ln2: i-exp on codes << k
-        try:
-            consts = iexp_constants(s_in / 2**k_in)
-        except ValueError as exc:
-            raise VitqError(f"{site.where}: {exc}") from None
-        if consts[2] * 2.0**n * site.tokens >= 2**62:  # lis_softmax_int refuses these too
-            raise VitqError(f"{site.where}: LIS exp sums could overflow (n = {n}, logit scale {s_in:.3g})")
+        hi, lo, t_max = exp_tables(s_in)
         codes = torch.arange(2**bits + 1)
         table = torch.quantize_per_tensor(
             lis_dequant(codes, bits).float(), sm.out_scale, sm.out_zero_point, torch.quint8
@@ -488,17 +462,15 @@ class LisSoftmax(SoftmaxForm):
         gv, g_o = site.gv, site.out_grid
         span_p = int(probs.abs().max())
         rq_out = Requant(sm.out_scale * gv.scale / g_o.scale, g_o, span_p * grid_span(gv) * site.tokens)
-        return cls(site.rq_logits, consts, n, bits, probs, in_shift=k_in), rq_out
+        return cls(site.rq_logits, hi, lo, t_max, bits, probs), rq_out
 
     def forward(self, scores: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-        logits = self.rq_logits(scores) << self.in_shift
-        x0i, bi, ci = self.lis_iexp
-        codes = lis_softmax_unit(logits, (x0i, bi, ci), self.out_bits, self.n, -1, "linear")
+        codes = lis_table_codes(self.rq_logits(scores), (self.exp_hi, self.exp_lo, self.t_max), self.out_bits)
         return self.table[codes] @ v
 
     def emit_onnx(self, g: OnnxGraph, scores: str, v: str, v_zero_point: int, tokens: int) -> str:
         logits = requant(g, scores, self.rq_logits)
-        return table_at_v(g, self.table, onnx_lis_iexp_codes(g, logits, self), v, v_zero_point, tokens)
+        return table_at_v(g, self.table, onnx_lis_log_codes(g, logits, self), v, v_zero_point, tokens)
 
 
 @register_integer_form("grid", "pts")

@@ -23,7 +23,7 @@ from vitq_plugins.papers.mptq.optm import OptMResult
 from vitq_plugins.papers.mptq.optm import search_optm
 from vitq_plugins.papers.mptq.optm import twin_fake_quant
 
-__all__ = ["OptmGELU", "TwinFakeQuant", "optm"]
+__all__ = ["OptmGELU", "TwinContainer", "TwinFakeQuant", "optm", "twin_container"]
 
 
 class TwinFakeQuant(VitqObserver):
@@ -78,6 +78,47 @@ class TwinFakeQuant(VitqObserver):
         return torch.tensor(float(r.delta_n)), torch.zeros((), dtype=torch.int64)
 
 
+def twin_container(delta_n: float, m: int, bits: int) -> tuple[float, int]:
+    """``(scale, zero_point)`` of the finest quint8 container of the OPT-m grid (codes ``-2^(b-1)..0`` of step
+    ``delta_n``, ``0..2^(b-1)-1`` of step ``2^m delta_n``): step ``2^s delta_n`` for the smallest ``s`` whose
+    codes fit in ``0..255``. Exact (``s = 0``) when ``2^(b-1) + (2^(b-1) - 1) 2^m <= 255`` (4 bits: ``m <= 5``);
+    else the positive levels stay exact and the negative ones (GELU's small tail) are rounded to ``2^s delta_n``.
+
+    Example:
+        >>> twin_container(0.02, 5, 4)
+        (0.02, 8)
+        >>> twin_container(0.01, 4, 6)  # 32 + 31 * 16 codes do not fit: step 4 * delta_n
+        (0.04, 8)
+    """
+    half = 2 ** (bits - 1)
+    for s in range(m + 1):
+        zp = -(-half // 2**s)
+        if zp + (half - 1) * 2 ** (m - s) <= 255:
+            return float(delta_n) * 2**s, zp
+    return float(delta_n) * 2**m, 1  # unreachable for bits <= 8: s = m leaves half - 1 positive codes
+
+
+class TwinContainer(VitqObserver):
+    """The quint8 container of an :class:`OptmGELU` output (:func:`twin_container` of its searched grid).
+
+    It observes nothing (the module's :class:`TwinFakeQuant` state holds the calibration data) and, in
+    fake-quant mode, rounds to the container like the converted model's ``quantize_per_tensor``.
+    """
+
+    def __init__(self, twin: TwinFakeQuant) -> None:
+        super().__init__("optm", twin.bits, torch.quint8, torch.per_tensor_affine, 0, 255)
+        self._twin = [twin]  # not a child module: the state belongs to the custom module
+
+    def observe(self, x: torch.Tensor) -> None:
+        return None
+
+    @torch.jit.export
+    def calculate_qparams(self) -> tuple[torch.Tensor, torch.Tensor]:  # type: ignore[override]
+        r = self._twin[0].result()
+        scale, zp = twin_container(r.delta_n, r.m, self.bits)
+        return torch.tensor(scale), torch.tensor(zp, dtype=torch.int64)
+
+
 class OptmGELU(nn.GELU, CustomFloat):
     """GELU site whose output is twin-scale (OPT-m) quantized with ``bits``-bit codes."""
 
@@ -98,6 +139,10 @@ class OptmGELU(nn.GELU, CustomFloat):
     def kernel(self, x: torch.Tensor, observed: ObservedCustom) -> torch.Tensor:
         """GELU, then the twin-scale fake-quant with the searched ``(delta_n, m)``."""
         return _twin(observed).fake_quantize(F.gelu(x))
+
+    def output_observer(self, observed: ObservedCustom) -> VitqObserver | None:
+        """The output container is the searched twin grid (:class:`TwinContainer`): fc2's input, as in Brevitas."""
+        return TwinContainer(_twin(observed))
 
     def link_next_linear(self, observed: ObservedCustom, weight: torch.Tensor) -> None:
         """fc2's weight: the objective of the OPT-m search."""
