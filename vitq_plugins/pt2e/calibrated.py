@@ -11,19 +11,24 @@ its fake implementation, as for a :class:`~vitq_plugins.pt2e.extension.SiteOp`.
 
 An observer whose parameters depend on the Linear consuming its tensor (e.g. an objective on that Linear's
 output) reads its float weight with :func:`consumer_weight` inside :meth:`CalibratedOpObserver.bind`.
+
+:class:`KernelOpObserver` is the input-side variant: an integer kernel that replaces the site's float
+operator (softmax, GELU, LayerNorm) and runs on its input quantized on a calibrated uniform grid.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any
+from typing import ClassVar
 
 import torch
 from torch import fx
 
+from vitq_plugins.ops import uniform as ops_uniform
 from vitq_plugins.pt2e.observers import VitqObserver
 
-__all__ = ["CalibratedOpObserver", "consumer_weight"]
+__all__ = ["CalibratedOpObserver", "KernelOpObserver", "consumer_weight"]
 
 _aten = torch.ops.aten
 _PASS_THROUGH = ("quantize_per_", "dequantize_per_")
@@ -105,3 +110,78 @@ class CalibratedOpObserver(VitqObserver):
         new.meta.update({k: v for k, v in meta.items() if k in ("nn_module_stack", "stack_trace", "val")})
         node.replace_all_uses_with(new)
         graph.erase_node(node)
+
+
+class KernelOpObserver(CalibratedOpObserver):
+    """Base of integer kernels that *replace* a site's float operator (softmax, GELU, LayerNorm) and run on its
+    input quantized on a signed symmetric per-tensor MinMax grid (:func:`vitq_plugins.ops.uniform.qparams_from_minmax`).
+
+    The wing puts this observer on the operator's *input* tensor (for ``softmax_output``/``gelu_output`` the
+    input of the softmax/GELU; for ``ln_input`` the LayerNorm input, as for any spec). At ``convert_pt2e`` it
+    becomes a ``quantized_decomposed`` q/dq pair of that grid (every consumer sees the quantized tensor, as in
+    the other wings) and the float operator consuming it is replaced by
+    ``op(x_dq, scale, *kernel_args(operator_node))``.
+
+    Class attributes:
+        replaces: ATen overloads of the float operator the kernel stands for.
+        output_container: whether the kernel's output takes the next site's quantizer (e.g. a Linear's input
+            quantizer after an integer GELU); ``False`` keeps it as the kernel wrote it (e.g. log2 codes feeding
+            ``attn @ v``).
+
+    Args:
+        quantizer: Registry name.
+        bits: Code bits of the input grid (2..16).
+        op: The kernel's ``torch.library`` custom op (with a fake implementation).
+    """
+
+    replaces: ClassVar[tuple[Any, ...]] = ()
+    output_container: ClassVar[bool] = False
+
+    def __init__(self, quantizer: str, bits: int, op: Callable[..., Any]) -> None:
+        if isinstance(bits, bool) or not isinstance(bits, int) or not 2 <= bits <= 16:
+            raise ValueError(f"{quantizer}: kernel input bits must be in 2..16, got {bits!r}")
+        qmin, qmax = ops_uniform.qrange(bits, signed=True)
+        super().__init__(quantizer, bits, op, torch.int8 if bits <= 8 else torch.int32, qmin, qmax)
+        self._minmax = ops_uniform.MinMaxObserver(None)
+
+    def observe(self, x: torch.Tensor) -> None:
+        self._minmax.update(x.detach().float())
+
+    def input_scale(self) -> float:
+        """Step of the input grid (symmetric, zero point 0)."""
+        scale, _ = ops_uniform.qparams_from_minmax(
+            self._minmax.min, self._minmax.max, self.bits, symmetric=True, signed=True
+        )
+        return float(scale)
+
+    def kernel_args(self, operator: fx.Node) -> tuple[Any, ...]:
+        """The kernel's arguments after ``(x, scale)``, read from the float operator's node (e.g. a LayerNorm's
+        weight and bias nodes). Default: :meth:`op_args`."""
+        return self.op_args()
+
+    def op_args(self) -> tuple[Any, ...]:
+        return ()
+
+    def convert(self, model: fx.GraphModule, node: fx.Node) -> None:
+        """``convert_pt2e``'s hook: q/dq of the input grid, then the kernel in place of the float operator."""
+        graph, qd = model.graph, torch.ops.quantized_decomposed
+        scale = self.input_scale()
+        qargs = (scale, 0, self.quant_min, self.quant_max, self.dtype)
+        with graph.inserting_before(node):
+            q = graph.call_function(qd.quantize_per_tensor.default, (node.args[0], *qargs))
+            dq = graph.call_function(qd.dequantize_per_tensor.default, (q, *qargs))
+        src = node.args[0]
+        if isinstance(src, fx.Node) and "val" in src.meta:
+            dq.meta["val"] = src.meta["val"]
+        node.replace_all_uses_with(dq)
+        graph.erase_node(node)
+        for user in [u for u in dq.users if u.op == "call_function" and u.target in self.replaces]:
+            if user.args[0] is not dq:
+                continue
+            with graph.inserting_before(user):
+                new = graph.call_function(self.op, (dq, scale, *self.kernel_args(user)))
+            new.meta.update(
+                {k: v for k, v in user.meta.items() if k in ("nn_module_stack", "stack_trace", "val")}
+            )
+            user.replace_all_uses_with(new)
+            graph.erase_node(user)

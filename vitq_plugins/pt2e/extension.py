@@ -9,7 +9,9 @@ and returns either
   that Inductor lowers to x86 int8 kernels; or
 * a ``QuantizationSpec`` of a :class:`CalibratedOpObserver` subclass: a non-affine quantizer with parameters
   found on the calibration data; ``convert_pt2e`` replaces the observer by the paper's ``torch.library`` custom
-  op with those parameters as constants (:mod:`vitq_plugins.pt2e.calibrated`); or
+  op with those parameters as constants (:mod:`vitq_plugins.pt2e.calibrated`); a :class:`KernelOpObserver`
+  subclass is an integer kernel that replaces the site's float operator (softmax, GELU, LayerNorm) and runs
+  on its input quantized on a calibrated grid; or
 * a :class:`SiteOp`: an operator that is not affine (e.g. a log2 quantizer of the attention map), registered by
   the paper as a ``torch.library`` custom op with a fake (meta) implementation, so that ``torch.export``,
   ``convert_pt2e`` and ``torch.compile`` accept it. The wing inserts it on the site's output tensor (sites
@@ -28,6 +30,7 @@ import torch
 from torchao.quantization.pt2e.quantizer import QuantizationSpec
 
 from vitq_plugins.pt2e.calibrated import CalibratedOpObserver
+from vitq_plugins.pt2e.calibrated import KernelOpObserver
 from vitq_plugins.pt2e.calibrated import consumer_weight
 from vitq_plugins.pt2e.observers import PT2E_MAX_BITS
 from vitq_plugins.pt2e.observers import UniformActObserver
@@ -37,6 +40,7 @@ from vitq_plugins.pt2e.observers import WeightObserver
 __all__ = [
     "PT2E_MAX_BITS",
     "CalibratedOpObserver",
+    "KernelOpObserver",
     "SITE_OP_SITES",
     "QuantizationSpec",
     "SiteOp",

@@ -62,9 +62,9 @@ class OptMObserver(CalibratedOpObserver):
         samples: int = OPTM_SAMPLES,
         **kwargs: Any,
     ) -> None:
+        dtype = torch.int8 if bits <= 8 else torch.int32  # descriptive: the codes never leave the op
         lo, hi = -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
-        dtype, qlo, qhi = (torch.int8, lo, hi) if bits <= 8 else (torch.int32, lo, hi)
-        super().__init__("optm", bits, torch.ops.vitq_mptq.twin_fake_quant.default, dtype, qlo, qhi)
+        super().__init__("optm", bits, torch.ops.vitq_mptq.twin_fake_quant.default, dtype, lo, hi)
         self.max_m, self.top_k = int(max_m), int(top_k) or None
         self._sample = _optm.TokenReservoir(samples)
         self._weight: torch.Tensor | None = None
