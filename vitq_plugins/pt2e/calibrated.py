@@ -114,7 +114,8 @@ class CalibratedOpObserver(VitqObserver):
 
 class KernelOpObserver(CalibratedOpObserver):
     """Base of integer kernels that *replace* a site's float operator (softmax, GELU, LayerNorm) and run on its
-    input quantized on a signed symmetric per-tensor MinMax grid (:func:`vitq_plugins.ops.uniform.qparams_from_minmax`).
+    input quantized on a signed symmetric per-tensor MinMax grid (:func:`vitq_plugins.ops.uniform.qparams_from_minmax`;
+    up to 8 bits held as uint8 codes with zero point ``2^(b-1)``).
 
     The wing puts this observer on the operator's *input* tensor (for ``softmax_output``/``gelu_output`` the
     input of the softmax/GELU; for ``ln_input`` the LayerNorm input, as for any spec). At ``convert_pt2e`` it
@@ -141,7 +142,11 @@ class KernelOpObserver(CalibratedOpObserver):
         if isinstance(bits, bool) or not isinstance(bits, int) or not 2 <= bits <= 16:
             raise ValueError(f"{quantizer}: kernel input bits must be in 2..16, got {bits!r}")
         qmin, qmax = ops_uniform.qrange(bits, signed=True)
-        super().__init__(quantizer, bits, op, torch.int8 if bits <= 8 else torch.int32, qmin, qmax)
+        # up to 8 bits the signed grid travels as uint8 codes with zero point 2^(b-1) (the same values): the
+        # x86 Inductor int8 patterns take uint8 activations only
+        self.zero_point = -qmin if bits <= 8 else 0
+        dtype = torch.uint8 if bits <= 8 else torch.int32
+        super().__init__(quantizer, bits, op, dtype, qmin + self.zero_point, qmax + self.zero_point)
         self._minmax = ops_uniform.MinMaxObserver(None)
 
     def observe(self, x: torch.Tensor) -> None:
@@ -166,7 +171,7 @@ class KernelOpObserver(CalibratedOpObserver):
         """``convert_pt2e``'s hook: q/dq of the input grid, then the kernel in place of the float operator."""
         graph, qd = model.graph, torch.ops.quantized_decomposed
         scale = self.input_scale()
-        qargs = (scale, 0, self.quant_min, self.quant_max, self.dtype)
+        qargs = (scale, self.zero_point, self.quant_min, self.quant_max, self.dtype)
         with graph.inserting_before(node):
             q = graph.call_function(qd.quantize_per_tensor.default, (node.args[0], *qargs))
             dq = graph.call_function(qd.dequantize_per_tensor.default, (q, *qargs))

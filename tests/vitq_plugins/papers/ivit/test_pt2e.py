@@ -46,7 +46,8 @@ def test_ops_are_the_numerics_core_and_pass_opcheck() -> None:
 def test_input_grid_is_signed_symmetric_minmax() -> None:
     spec = pt2e.ilayernorm("ln_input", 6)
     obs = spec.observer_or_fake_quant_ctr()
-    assert spec.dtype == torch.int8 and (spec.quant_min, spec.quant_max) == (-32, 31)
+    # the signed grid [-32, 31] as uint8 codes [0, 63] with zero point 32 (x86 Inductor takes uint8 activations)
+    assert spec.dtype == torch.uint8 and (spec.quant_min, spec.quant_max, obs.zero_point) == (0, 63, 32)
     obs(torch.tensor([-3.0, 1.0]))
     obs(torch.tensor([0.5, 2.0]))
     assert obs.input_scale() == pytest.approx(3.0 / 31.5)  # absmax / ((qmax - qmin) / 2)

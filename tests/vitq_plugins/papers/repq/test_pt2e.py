@@ -68,11 +68,12 @@ def test_repq_on_the_pt2e_wing_uses_the_brevitas_delta() -> None:
 
 
 @pytest.mark.slow
-def test_repq_custom_ops_compile_with_inductor() -> None:
+@pytest.mark.parametrize("recipe", ["repq", "ivit"])  # calibrated ops; kernels replacing float operators
+def test_custom_ops_compile_with_inductor(recipe: str) -> None:
     from vitq_plugins.pt2e.compile import compile_x86
 
     model, calib = vit_test_tiny(), _calib()
-    qm = get_host().backends.get("pt2e").load().quantize(model, QuantConfig("repq"), calib, progress=False)
+    qm = get_host().backends.get("pt2e").load().quantize(model, QuantConfig(recipe), calib, progress=False)
     x = calib[0][:2]
     compiled, _ = compile_x86(qm, x)
     with torch.no_grad():
