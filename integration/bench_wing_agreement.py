@@ -11,8 +11,10 @@ Example (the committed ``docs/measurements/wing_agreement.csv``):
     OMP_NUM_THREADS=1 python integration/bench_wing_agreement.py --calib 512 --eval 2000 \
         --out docs/measurements/wing_agreement.csv
 
-The committed ``docs/measurements/pt2e_agreement.csv`` (Brevitas vs PT2E, issue #18):
+The committed ``docs/measurements/pt2e_agreement.csv`` (Brevitas vs PT2E, issue #18), two runs appending to it:
     OMP_NUM_THREADS=1 python integration/bench_wing_agreement.py --other pt2e --recipes mptq,repq \
+        --configs 8/8/8,8/8/4,6/6/6 --calib 512 --eval 2000 --out docs/measurements/pt2e_agreement.csv
+    OMP_NUM_THREADS=1 python integration/bench_wing_agreement.py --other pt2e --recipes ivit \
         --configs 8/8/8,8/8/4,6/6/6 --calib 512 --eval 2000 --out docs/measurements/pt2e_agreement.csv
 """
 
