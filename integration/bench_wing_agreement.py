@@ -15,7 +15,8 @@ The committed ``docs/measurements/pt2e_agreement.csv`` (Brevitas vs PT2E, issue 
     OMP_NUM_THREADS=1 python integration/bench_wing_agreement.py --other pt2e --recipes mptq,repq \
         --configs 8/8/8,8/8/4,6/6/6 --calib 512 --eval 2000 --out docs/measurements/pt2e_agreement.csv
     OMP_NUM_THREADS=1 python integration/bench_wing_agreement.py --other pt2e --recipes ivit \
-        --configs 8/8/8,8/8/4,6/6/6 --calib 512 --eval 2000 --out docs/measurements/pt2e_agreement.csv
+        --configs 8/8/8 --calib 512 --eval 2000 --out docs/measurements/pt2e_agreement.csv
+(ivit at 8/8/4 and 6/6/6 is not measured yet: add ``--configs 8/8/4,6/6/6`` to the second run.)
 """
 
 from __future__ import annotations
