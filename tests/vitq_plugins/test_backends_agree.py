@@ -70,8 +70,12 @@ def test_every_other_wing_agrees_or_refuses(recipe: str, host: PluginHost) -> No
         qm = impl.quantize(model, cfg, [torch.randn(4, 3, 32, 32)], progress=False)
         sites = impl.sites(qm, cfg)
         assert set(sites) == set(planned), name
-        # a site served through another one (a residual sum entering a LayerNorm) reports that one's quantizer
-        assert all(sites[k] == s.quantizer for k, s in planned.items() if s.site != "residual"), name
+        # a site served through another one (a residual sum entering a LayerNorm; fc2's input when the GELU
+        # output's quantizer is a custom op with no uniform container after it) reports that one's quantizer
+        for k, s in planned.items():
+            server = planned.get(k.replace(".fc2:act", ".act:gelu_output"))
+            served = {s.quantizer} | ({server.quantizer} if s.site == "act" and server is not None else set())
+            assert s.site == "residual" or sites[k] in served, (name, k)
         assert impl.sites(model, cfg) == sites, name
         assert qm(torch.randn(2, 3, 32, 32)).shape == (2, 10)
 

@@ -214,7 +214,7 @@ class Pt2eBackend:
 
     def check_export(self, model: nn.Module, config: QuantConfig, fmt: str) -> None:
         """Fail before any work if ``fmt`` is not one this wing writes, or if a planned quantizer is a custom op
-        (:class:`~vitq_plugins.pt2e.extension.SiteOp`), which has no standard ONNX form.
+        (a :class:`~vitq_plugins.pt2e.extension.SiteOp` or a calibrated op), which has no standard ONNX form.
 
         Raises:
             VitqError: names the formats it writes, or the quantizer and its op.
@@ -227,14 +227,16 @@ class Pt2eBackend:
                 "QuantizeLinear/DequantizeLinear); use --backend brevitas"
             )
         from vitq_plugins.pt2e.extension import SiteOp
+        from vitq_plugins.pt2e.extension import is_custom_op
 
         host = get_host()
         plan = plan_sites(model, config, host, backend=self.name)
         for key, made in _specs(plan, config, host).items():
-            if isinstance(made, SiteOp):
+            if is_custom_op(made):
+                op = made.op if isinstance(made, SiteOp) else made.observer_or_fake_quant_ctr().op
                 raise VitqError(
                     f"pt2e {fmt} export: quantizer {plan[key].quantizer!r} at {key} is the custom op "
-                    f"{made.op} with no standard ONNX form; use --backend brevitas for this recipe's ONNX export"
+                    f"{op} with no standard ONNX form; use --backend brevitas for this recipe's ONNX export"
                 )
 
     def export(self, qmodel: nn.Module, fmt: str, path: Path, example_input: torch.Tensor) -> Path:

@@ -7,6 +7,11 @@ and returns either
   :func:`weight_spec`, or from an own :class:`VitqObserver` subclass with :func:`spec_for`): an affine
   quantizer. The wing annotates the site's tensor with it; ``convert_pt2e`` turns the observer into a q/dq pair
   that Inductor lowers to x86 int8 kernels; or
+* a ``QuantizationSpec`` of a :class:`CalibratedOpObserver` subclass: a non-affine quantizer with parameters
+  found on the calibration data; ``convert_pt2e`` replaces the observer by the paper's ``torch.library`` custom
+  op with those parameters as constants (:mod:`vitq_plugins.pt2e.calibrated`); a :class:`KernelOpObserver`
+  subclass is an integer kernel that replaces the site's float operator (softmax, GELU, LayerNorm) and runs
+  on its input quantized on a calibrated grid; or
 * a :class:`SiteOp`: an operator that is not affine (e.g. a log2 quantizer of the attention map), registered by
   the paper as a ``torch.library`` custom op with a fake (meta) implementation, so that ``torch.export``,
   ``convert_pt2e`` and ``torch.compile`` accept it. The wing inserts it on the site's output tensor (sites
@@ -24,6 +29,9 @@ from typing import Any
 import torch
 from torchao.quantization.pt2e.quantizer import QuantizationSpec
 
+from vitq_plugins.pt2e.calibrated import CalibratedOpObserver
+from vitq_plugins.pt2e.calibrated import KernelOpObserver
+from vitq_plugins.pt2e.calibrated import consumer_weight
 from vitq_plugins.pt2e.observers import PT2E_MAX_BITS
 from vitq_plugins.pt2e.observers import UniformActObserver
 from vitq_plugins.pt2e.observers import VitqObserver
@@ -31,6 +39,8 @@ from vitq_plugins.pt2e.observers import WeightObserver
 
 __all__ = [
     "PT2E_MAX_BITS",
+    "CalibratedOpObserver",
+    "KernelOpObserver",
     "SITE_OP_SITES",
     "QuantizationSpec",
     "SiteOp",
@@ -38,6 +48,8 @@ __all__ = [
     "VitqObserver",
     "WeightObserver",
     "act_spec",
+    "consumer_weight",
+    "is_custom_op",
     "spec_for",
     "weight_spec",
 ]
@@ -89,3 +101,11 @@ def act_spec(bits: int, method: str = "minmax", percentile: float = 0.99999) -> 
 def weight_spec(bits: int) -> QuantizationSpec:
     """Per-output-channel symmetric int8-container weight spec (:class:`WeightObserver`, axis 0)."""
     return spec_for(WeightObserver.with_args(bits=bits, ch_axis=0))
+
+
+def is_custom_op(made: QuantizationSpec | SiteOp) -> bool:
+    """Whether an adapter's result quantizes with a custom op (a :class:`SiteOp` or a calibrated op) rather
+    than a standard q/dq pair."""
+    if isinstance(made, SiteOp):
+        return True
+    return isinstance(made.observer_or_fake_quant_ctr(), CalibratedOpObserver)

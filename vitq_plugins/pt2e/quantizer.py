@@ -32,6 +32,7 @@ from torchao.quantization.pt2e.quantizer import Quantizer
 from torchao.quantization.pt2e.quantizer import SharedQuantizationSpec
 
 from vitq_plugins.core.errors import VitqError
+from vitq_plugins.pt2e.calibrated import KernelOpObserver
 from vitq_plugins.pt2e.extension import SiteOp
 from vitq_plugins.pt2e.graph import scope_of
 from vitq_plugins.pt2e.graph import strip_eval_dropout
@@ -83,6 +84,14 @@ class VitqQuantizer(Quantizer):  # type: ignore[misc]  # torchao ships no stubs
         self._attn = {f for f, m in mods.items() if is_attention(m)}
         self._block = {f for f, m in mods.items() if is_block(m)}
         self.report = SiteReport()
+        #: output sites whose quantizer is a kernel replacing the float operator -> whether its output takes
+        #: the next site's quantizer (:class:`~vitq_plugins.pt2e.calibrated.KernelOpObserver`)
+        self._kernels: dict[str, bool] = {}
+        for key, made in self.specs.items():
+            if isinstance(made, QuantizationSpec):
+                obs = made.observer_or_fake_quant_ctr()
+                if isinstance(obs, KernelOpObserver):
+                    self._kernels[key] = bool(obs.output_container)
 
     def _output_site(self, t: fx.Node) -> str | None:
         """The output site ``t`` produces (GELU, an attention's softmax, a block's add), else ``None``."""
@@ -131,8 +140,10 @@ class VitqQuantizer(Quantizer):  # type: ignore[misc]  # torchao ships no stubs
                 keys.add(f"{scope}:ln_input")
             elif u.target is _aten.matmul.default and scope in self._attn:
                 keys.add(f"{scope}:attn_matmul")
+            if u.args[0] is t and (k := self._output_site(u)) in self._kernels and k in self.plan:
+                keys.add(k)  # a kernel replacing the operator u quantizes u's input
         produced = t.meta.get("vitq_site") or (None if "vitq_site_moved" in t.meta else self._output_site(t))
-        if produced is not None:
+        if produced is not None and not self._kernels.get(str(produced), False):
             keys.add(str(produced))
         return sorted(keys, key=lambda k: (PRIORITY.index(k.rpartition(":")[2]), k))
 
@@ -151,6 +162,8 @@ class VitqQuantizer(Quantizer):  # type: ignore[misc]  # torchao ships no stubs
             if isinstance(made, SiteOp):  # the op quantizes; its output keeps the op's values or a container
                 if made.output_spec is not None:
                     outputs[t] = made.output_spec
+            elif winner in self._kernels and self._output_site(t) == winner:
+                pass  # a kernel's output without a container: the kernel's values as they are
             elif t.op == "call_function":
                 outputs[t] = made
             else:  # a graph input: annotate the consumers' input edges, all sharing the first one's observer

@@ -93,18 +93,19 @@ def test_input_model_untouched(calib: list[torch.Tensor]) -> None:
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
 
 
-def test_no_torch_ao_deprecation_warning(tiny: nn.Module, calib: list[torch.Tensor]) -> None:
+@pytest.mark.parametrize("recipe", ["minmax", "mptq", "repq", "ivit"])
+def test_no_torch_ao_deprecation_warning(tiny: nn.Module, calib: list[torch.Tensor], recipe: str) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error", DeprecationWarning)
-        qm = BACKEND.quantize(tiny, QuantConfig("minmax"), calib, progress=False)
+        qm = BACKEND.quantize(tiny, QuantConfig(recipe), calib, progress=False)
         qm.eval()  # evaluate() calls it; an exported model refuses it unless allowed
         qm(calib[0])
 
 
-@pytest.mark.parametrize("recipe", ["ivit", "mptq"])
-def test_unsupported_recipes_refused_at_plan_time(tiny: nn.Module, recipe: str) -> None:
-    with pytest.raises(ConfigError, match=r"has no 'pt2e' implementation"):
-        plan_sites(tiny, QuantConfig(recipe), get_host(), backend="pt2e")
+@pytest.mark.parametrize("recipe", sorted(get_host().recipes))
+def test_every_registered_recipe_is_planned_for_pt2e(tiny: nn.Module, recipe: str) -> None:
+    plan = plan_sites(tiny, QuantConfig(recipe, attn_bits=4), get_host(), backend="pt2e")
+    assert plan == plan_sites(tiny, QuantConfig(recipe, attn_bits=4), get_host())
 
 
 def test_bits_beyond_8_refused_at_plan_time(tiny: nn.Module) -> None:

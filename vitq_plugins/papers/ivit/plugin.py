@@ -15,6 +15,7 @@ def _refs(name: str) -> dict[str, str]:
     return {
         "brevitas": f"vitq_plugins.papers.ivit.brevitas:{name}",
         "fx": f"vitq_plugins.papers.ivit.fx:{name}",
+        "pt2e": f"vitq_plugins.papers.ivit.pt2e:{name}",
     }
 
 

@@ -26,39 +26,9 @@ from vitq_plugins.brevitas.extension import Quant
 from vitq_plugins.brevitas.extension import QuantNodes
 from vitq_plugins.brevitas.extension import register_export_form
 from vitq_plugins.brevitas.extension import require_site
-from vitq_plugins.core.errors import VitqError
 from vitq_plugins.papers.mptq import optm as _optm
 
 __all__ = ["Int8ActOPTm", "OPTmActQuant", "TwinActQuantProxy", "TwinExportForm", "optm"]
-
-
-class _Reservoir:
-    """A uniform sample of at most ``size`` tokens (rows over the last dim) of everything seen.
-
-    Memory is independent of the number of batches (random keys, keep the top ``size``).
-    """
-
-    def __init__(self, size: int) -> None:
-        self.size = size
-        self._keys = torch.empty(0)
-        self._rows: torch.Tensor | None = None
-        self._gen = torch.Generator().manual_seed(0)
-
-    def update(self, x: torch.Tensor) -> None:
-        rows = x.detach().reshape(-1, x.shape[-1]).float()
-        keys = torch.rand(rows.shape[0], generator=self._gen)
-        if self._rows is not None:
-            rows = torch.cat([self._rows, rows])
-            keys = torch.cat([self._keys, keys])
-        if keys.numel() > self.size:
-            idx = torch.topk(keys, self.size).indices
-            rows, keys = rows[idx], keys[idx]
-        self._rows, self._keys = rows, keys
-
-    def data(self) -> torch.Tensor:
-        if self._rows is None:
-            raise VitqError("OPT-m has no calibration data")
-        return self._rows
 
 
 class OPTmActQuant(CalibratedQuant):
@@ -85,7 +55,7 @@ class OPTmActQuant(CalibratedQuant):
         self.next_linear: list[nn.Module] = []
 
     def _new_observer(self) -> Any:
-        return _Reservoir(self.samples)
+        return _optm.TokenReservoir(self.samples)
 
     def _freeze(self, observer: Any) -> None:
         x = observer.data()

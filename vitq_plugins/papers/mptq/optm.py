@@ -32,6 +32,7 @@ from dataclasses import dataclass
 
 import torch
 
+from vitq_plugins.core.errors import VitqError
 from vitq_plugins.ops._checks import check_bits
 from vitq_plugins.ops._checks import check_finite
 from vitq_plugins.ops._checks import check_nonempty
@@ -41,6 +42,7 @@ __all__ = [
     "DEFAULT_TOP_K",
     "OptMResult",
     "OptMSearch",
+    "TokenReservoir",
     "search_optm",
     "twin_dequantize",
     "twin_fake_quant",
@@ -223,6 +225,42 @@ class OptMSearch:
             mse=float(mse[best]),
             errors=mse.reshape(len(self.m_values), self.n_grid),
         )
+
+
+class TokenReservoir:
+    """A uniform sample of at most ``size`` tokens (rows over the last dim) of everything seen: the wings'
+    OPT-m calibration data (the same seed, so the same sample from the same batches in every wing).
+
+    Memory is independent of the number of batches (random keys, keep the top ``size``).
+    """
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._keys = torch.empty(0)
+        self._rows: torch.Tensor | None = None
+        self._gen = torch.Generator().manual_seed(0)
+
+    def update(self, x: torch.Tensor) -> None:
+        """Fold the tokens of a batch ``(..., C)`` into the sample."""
+        rows = x.detach().reshape(-1, x.shape[-1]).float()
+        keys = torch.rand(rows.shape[0], generator=self._gen)
+        if self._rows is not None:
+            rows = torch.cat([self._rows, rows])
+            keys = torch.cat([self._keys, keys])
+        if keys.numel() > self.size:
+            idx = torch.topk(keys, self.size).indices
+            rows, keys = rows[idx], keys[idx]
+        self._rows, self._keys = rows, keys
+
+    def data(self) -> torch.Tensor:
+        """The sampled tokens ``(n, C)``.
+
+        Raises:
+            VitqError: nothing was sampled yet.
+        """
+        if self._rows is None:
+            raise VitqError("OPT-m has no calibration data")
+        return self._rows
 
 
 def _screen_errors(x2: torch.Tensor, weight: torch.Tensor, search: OptMSearch) -> torch.Tensor:

@@ -17,6 +17,7 @@ def _refs(name: str) -> dict[str, str]:
     return {
         "brevitas": f"vitq_plugins.papers.mptq.brevitas:{name}",
         "fx": f"vitq_plugins.papers.mptq.fx:{name}",
+        "pt2e": f"vitq_plugins.papers.mptq.pt2e:{name}",
     }
 
 

@@ -26,6 +26,7 @@ def vitq_register_quantizers(registry: Registry[QuantizerSpec]) -> None:
             backends={
                 "brevitas": "vitq_plugins.papers.repq.brevitas:logsqrt2",
                 "fx": "vitq_plugins.papers.repq.fx:logsqrt2",
+                "pt2e": "vitq_plugins.papers.repq.pt2e:logsqrt2",
             },
         ),
     )
