@@ -33,6 +33,7 @@ from vitq_plugins.brevitas.modules import QuantBlock
 from vitq_plugins.brevitas.modules import QuantGELU
 from vitq_plugins.brevitas.modules import QuantLayerNorm
 from vitq_plugins.brevitas.modules import quantizer_name
+from vitq_plugins.brevitas.quant import tensor_quant_of
 from vitq_plugins.config import QuantConfig
 from vitq_plugins.core.errors import VitqError
 from vitq_plugins.core.manager import PluginHost
@@ -225,6 +226,10 @@ def _wire(model: nn.Module, plan: dict[str, Site], fc2_served: dict[str, str]) -
             m.next_linear.clear()
             if isinstance(fc2, nn.Module) and hasattr(fc2, "weight"):
                 m.next_linear.append(fc2)
+            # Brevitas builds the tensor quantizer again after the module's __init__: link the list it searches
+            tq = tensor_quant_of(m.quant.act_quant) if m.quant is not None else None
+            if tq is not None and hasattr(tq, "next_linear"):
+                tq.next_linear = m.next_linear
             m.served_keys = {
                 k: plan[k].quantizer for k in (f"{f}:act" for f, g in fc2_served.items() if g == fqn)
             }
