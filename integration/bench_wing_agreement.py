@@ -25,6 +25,12 @@ The committed ``docs/measurements/pt2e_agreement.csv`` (Brevitas vs PT2E, issue 
     OMP_NUM_THREADS=1 python integration/bench_wing_agreement.py --other pt2e --recipes ivit \
         --configs 8/8/8 --calib 512 --eval 2000 --out docs/measurements/pt2e_agreement.csv
 (ivit at 8/8/4 and 6/6/6 is not measured yet: add ``--configs 8/8/4,6/6/6`` to the second run.)
+Rows labelled ``mptq_fq`` in both CSVs were measured as ``mptq`` before that recipe became the paper's 4-bit
+single-precision setting (LayerNorm inputs and residual float, log-sqrt2 attention map); the earlier definition is
+registered as ``mptq_fq`` (and its Brevitas OPT-m then searched against an identity weight instead of fc2's). The
+new ``mptq``: ``docs/measurements/mptq_setting.csv`` (same command with ``--recipes mptq --configs
+4/4/4,6/6/6,8/8/8``). The ``ivit`` 6/6/6 row predates the recipe's 8-bit floor on I-LayerNorm's input; with it:
+``docs/measurements/ivit_w6a6_ln8.csv`` (``--recipes ivit --configs 6/6/6``).
 """
 
 from __future__ import annotations
