@@ -301,15 +301,15 @@ class TransformSpec:
 
 
 @dataclass(frozen=True)
-class BackendSpec:
-    """A framework wing: ``"module:attr"`` of an object with ``quantize``/``export`` entry points."""
+class _ImplSpec:
+    """A registry entry that names one implementation by ``"module:attr"``."""
 
     name: str
     impl_ref: str
     description: str
 
     def load(self) -> Any:
-        """Import and return the backend implementation."""
+        """Import and return the implementation."""
         return load_ref(self.impl_ref)
 
     def to_dict(self) -> dict[str, Any]:
@@ -318,7 +318,12 @@ class BackendSpec:
 
 
 @dataclass(frozen=True)
-class ModelAdapterSpec:
+class BackendSpec(_ImplSpec):
+    """A framework wing: ``"module:attr"`` of an object with ``quantize``/``export`` entry points."""
+
+
+@dataclass(frozen=True)
+class ModelAdapterSpec(_ImplSpec):
     """A model family vitq rewrites into its canonical timm-style form before quantization.
 
     The callable behind ``impl_ref`` is ``f(module: nn.Module) -> nn.Module | None``: given one module of the
@@ -332,15 +337,3 @@ class ModelAdapterSpec:
         impl_ref: ``"module:attr"`` of the rewrite callable.
         description: one line (the family and how it is rewritten).
     """
-
-    name: str
-    impl_ref: str
-    description: str
-
-    def load(self) -> Any:
-        """Import and return the rewrite callable."""
-        return load_ref(self.impl_ref)
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-able summary for listings."""
-        return {"name": self.name, "impl": self.impl_ref, "description": self.description}

@@ -137,22 +137,29 @@ def _container() -> UniformActObserver:
     return UniformActObserver(bits=CONTAINER_BITS)
 
 
-def _reobserved(gm: fx.GraphModule, obs: fx.Node) -> bool:
-    """Whether every use of observer node ``obs`` meets another observer through shape-only/pass nodes
-    before any operator (its grid is then only a container: the next observer re-rounds the values)."""
-    todo, seen, found = list(obs.users), set(), False
+def _observers_beyond(gm: fx.GraphModule, obs: fx.Node, *, whole: bool) -> list[fx.Node]:
+    """The observer nodes that every use of observer node ``obs`` meets through shape-only/pass nodes (with
+    ``whole``: only through pass nodes that keep all its values), or ``[]`` when a use reaches an operator (or,
+    with ``whole``, a split such as getitem/unbind) first."""
+    todo, seen, found = list(obs.users), set(), []
     while todo:
         u = todo.pop()
         if u in seen:
             continue
         seen.add(u)
         if u.op == "call_module" and isinstance(gm.get_submodule(str(u.target)), VitqObserver):
-            found = True
-        elif is_pass(gm, u):
+            found.append(u)
+        elif is_pass(gm, u) and (not whole or _keeps_values(u)):
             todo.extend(u.users)
         else:
-            return False
+            return []
     return found
+
+
+def _reobserved(gm: fx.GraphModule, obs: fx.Node) -> bool:
+    """Whether every use of observer node ``obs`` meets another observer through shape-only/pass nodes
+    before any operator (its grid is then only a container: the next observer re-rounds the values)."""
+    return bool(_observers_beyond(gm, obs, whole=False))
 
 
 #: pass nodes that keep every value of their input (a getitem/unbind keeps a part: q, k or v of the qkv output)
@@ -166,21 +173,8 @@ def _keeps_values(node: fx.Node) -> bool:
 
 
 def _downstream_observers(gm: fx.GraphModule, obs: fx.Node) -> list[fx.Node]:
-    """The observer nodes that every use of observer node ``obs`` meets through pass nodes that keep all its
-    values, or ``[]`` when a use reaches an operator or a split (getitem, unbind) first."""
-    todo, seen, found = list(obs.users), set(), []
-    while todo:
-        u = todo.pop()
-        if u in seen:
-            continue
-        seen.add(u)
-        if u.op == "call_module" and isinstance(gm.get_submodule(str(u.target)), VitqObserver):
-            found.append(u)
-        elif is_pass(gm, u) and _keeps_values(u):
-            todo.extend(u.users)
-        else:
-            return []
-    return found
+    """:func:`_observers_beyond` through pass nodes that keep every value of ``obs``."""
+    return _observers_beyond(gm, obs, whole=True)
 
 
 def _grid_key(mod: VitqObserver) -> tuple[Any, ...]:
