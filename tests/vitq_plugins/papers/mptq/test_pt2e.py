@@ -75,11 +75,18 @@ def test_mptq_on_the_pt2e_wing_searches_against_fc2() -> None:
         assert [u.target for u in n.users] == [torch.ops.aten.linear.default]
 
 
-def test_mptq_recipe_sites_and_export_refusal() -> None:
-    model, cfg = vit_test_tiny(), QuantConfig("mptq")
+@pytest.mark.parametrize(
+    ("recipe", "first_op"),
+    [
+        ("mptq", "'logsqrt2' at blocks.0.attn:softmax_output"),
+        ("mptq_fq", "'optm' at blocks.0.mlp.act:gelu_output"),
+    ],
+)
+def test_mptq_recipe_sites_and_export_refusal(recipe: str, first_op: str) -> None:
+    model, cfg = vit_test_tiny(), QuantConfig(recipe)
     pt = get_host().backends.get("pt2e").load()
     qm = pt.quantize(model, cfg, [torch.randn(4, 3, 32, 32)], progress=False)
     assert set(pt.sites(qm, cfg)) == set(plan_sites(model, cfg))
     assert qm(torch.randn(3, 3, 32, 32)).shape == (3, 10)
-    with pytest.raises(VitqError, match=r"'optm' at blocks.0.mlp.act:gelu_output is the custom op"):
+    with pytest.raises(VitqError, match=f"{first_op} is the custom op"):
         pt.check_export(model, cfg, "qcdq")
