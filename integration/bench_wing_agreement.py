@@ -30,7 +30,9 @@ single-precision setting (LayerNorm inputs and residual float, log-sqrt2 attenti
 registered as ``mptq_fq`` (and its Brevitas OPT-m then searched against an identity weight instead of fc2's). The
 new ``mptq``: ``docs/measurements/mptq_setting.csv`` (same command with ``--recipes mptq --configs
 4/4/4,6/6/6,8/8/8``). The ``ivit`` 6/6/6 row predates the recipe's 8-bit floor on I-LayerNorm's input; with it:
-``docs/measurements/ivit_w6a6_ln8.csv`` (``--recipes ivit --configs 6/6/6``).
+``docs/measurements/ivit_w6a6_ln8.csv`` (``--recipes ivit --configs 6/6/6``). ``mptq`` and ``ivit`` at 4/4/4 on
+the merged code (FX fixes, Brevitas OPT-m fix, the floor): ``docs/measurements/w4a4_mptq_ivit.csv``
+(``--recipes mptq,ivit --configs 4/4/4``).
 """
 
 from __future__ import annotations
