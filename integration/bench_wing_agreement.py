@@ -32,7 +32,8 @@ new ``mptq``: ``docs/measurements/mptq_setting.csv`` (same command with ``--reci
 4/4/4,6/6/6,8/8/8``). The ``ivit`` 6/6/6 row predates the recipe's 8-bit floor on I-LayerNorm's input; with it:
 ``docs/measurements/ivit_w6a6_ln8.csv`` (``--recipes ivit --configs 6/6/6``). ``mptq`` and ``ivit`` at 4/4/4 on
 the merged code (FX fixes, Brevitas OPT-m fix, the floor): ``docs/measurements/w4a4_mptq_ivit.csv``
-(``--recipes mptq,ivit --configs 4/4/4``).
+(``--recipes mptq,ivit --configs 4/4/4``); ``mptq`` at 6/6/6 and 8/8/8 on that code:
+``docs/measurements/mptq_w6_w8_final.csv`` (``--recipes mptq --configs 6/6/6,8/8/8``).
 """
 
 from __future__ import annotations
