@@ -89,6 +89,11 @@ def _f(v: Any, spec: str = ".4f") -> str:
     return format(v, spec) if isinstance(v, int | float) and not isinstance(v, bool) else str(v)
 
 
+def _bits(r: dict[str, Any]) -> str:
+    """A row's ``W/A/Attn`` bits."""
+    return f"{_f(r['w_bits'], 'g')}/{_f(r['a_bits'], 'g')}/{_f(r['attn_bits'], 'g')}"
+
+
 def _pct(v: Any) -> str:
     return "-" if v is None else f"{100 * float(v):.2f}"
 
@@ -258,7 +263,7 @@ def render_markdown(rows: Sequence[dict[str, Any]], prov: dict[str, Any], proble
                 [
                     r["recipe"] if r["section"] != "mixed" else r["name"],
                     r["backend"],
-                    f"{_f(r['w_bits'], 'g')}/{_f(r['a_bits'], 'g')}/{_f(r['attn_bits'], 'g')}",
+                    _bits(r),
                     _f(r["calib_s"], ".2f"),
                     _f(r["calib_x_fp"], ".1f"),
                     _f(r["search_s"], ".1f"),
@@ -331,7 +336,7 @@ def compiled_section(rows: Sequence[dict[str, Any]]) -> list[str]:
             [
                 str(r["model"]),
                 r["name"],
-                f"{_f(r['w_bits'], 'g')}/{_f(r['a_bits'], 'g')}/{_f(r['attn_bits'], 'g')}",
+                _bits(r),
                 _f(r["batch"], "g"),
                 _f(r["median_ms"], ".2f"),
                 _f(r["x_fp32_compiled"], ".2f"),
