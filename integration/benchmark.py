@@ -111,7 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument(
         "--settings",
         default=None,
-        help="comma-separated W/A/ATTN bits (default 8/8/8,8/8/4,6/6/6,4/8/8,4/4/4)",
+        help="comma-separated W/A/ATTN bits (default 8/8/8,8/8/4,6/6/6,4/4/4)",
     )
     ap.add_argument("--reps", type=int, default=None, help="speed repetitions (default 30; quick 15)")
     ap.add_argument("--warmup", type=int, default=None, help="speed warm-up runs (default 5; quick 3)")
